@@ -1,0 +1,412 @@
+//! [`Context`]: an immutable snapshot of context variables, and [`copy_context`].
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::hamt::{Garbage, IdMap};
+use crate::{ContextVar, current};
+
+/// A value stored in a context, type-erased, with the name of its variable.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) name: &'static str,
+    pub(crate) value: Arc<dyn Any + Send + Sync>,
+}
+
+/// Identities handed to contexts the first time a token is created in them.
+static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A mapping from context variables to values: what [`ContextVar::get`] reads.
+///
+/// Every thread has a *current* context, empty when the thread starts. [`ContextVar::set`]
+/// changes it; [`Context::current`] (or [`copy_context`]) takes a snapshot of it in O(1);
+/// [`Context::run`] makes another context current while a closure runs, and
+/// [`WithContext`](crate::WithContext) does the same on every poll of a future.
+///
+/// A `Context` is a value: cloning it gives an *independent* context holding the same
+/// values (Python's `ctx.copy()`), and changes made while one is entered never show in the
+/// others. The values live in a persistent hash array mapped trie shared between clones.
+///
+/// | operation | cost |
+/// |---|---|
+/// | [`clone`](Clone::clone), [`current`](Self::current), [`copy_context`] | O(1), one atomic increment |
+/// | [`get`](Self::get), [`contains`](Self::contains), [`ContextVar::get`] | O(log32 n), no allocation |
+/// | [`ContextVar::set`], [`ContextVar::reset`] | O(log32 n); in place when the context is not shared |
+/// | [`with_value`](Self::with_value), [`without`](Self::without) | O(log32 n), copies one path |
+/// | [`run`](Self::run), one poll of [`WithContext`](crate::WithContext) | O(1), two swaps of a thread-local |
+/// | [`len`](Self::len), [`is_empty`](Self::is_empty) | O(1) |
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::{Context, ContextVar};
+///
+/// static USER: ContextVar<String> = ContextVar::new("user");
+///
+/// USER.set("alice".to_string());
+/// let mut ctx = Context::current(); // a snapshot
+/// USER.set("bob".to_string());
+///
+/// // the snapshot still holds alice; sets made inside `run` stay in `ctx`
+/// ctx.run(|| {
+///     assert_eq!(USER.get().as_deref(), Some("alice"));
+///     USER.set("carol".to_string());
+/// });
+/// assert_eq!(USER.get().as_deref(), Some("bob"));
+/// assert_eq!(ctx.get(&USER).map(String::as_str), Some("carol"));
+/// ```
+pub struct Context {
+    pub(crate) map: IdMap<Entry>,
+    /// Identity for tokens; 0 until the first `set` in this context. Never copied by `clone`.
+    id: u64,
+}
+
+impl Context {
+    /// An empty context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::with_default("n", 7);
+    ///
+    /// N.set(1);
+    /// let mut empty = Context::new();
+    /// assert!(empty.is_empty());
+    /// assert_eq!(empty.run(|| N.get()), Some(7)); // only the default is seen
+    /// ```
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            map: IdMap::new(),
+            id: 0,
+        }
+    }
+
+    /// A snapshot of the current thread's context. O(1), whatever the number of variables.
+    ///
+    /// Later changes to the current context do not show in the snapshot, nor the other way
+    /// round. Same as [`copy_context`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// N.set(1);
+    /// let snapshot = Context::current();
+    /// N.set(2);
+    /// assert_eq!(snapshot.get(&N), Some(&1));
+    /// ```
+    #[must_use]
+    pub fn current() -> Self {
+        current::read(Self::clone).unwrap_or_default()
+    }
+
+    /// Makes this context the current one while `f` runs, then restores the caller's.
+    ///
+    /// Variables set inside `f` stay set in `self` afterwards and never show in the caller's
+    /// context. The caller's context is restored when `f` returns and when it panics.
+    /// Taking `&mut self` means a context cannot be entered twice at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// let mut ctx = Context::new();
+    /// let seen = ctx.run(|| {
+    ///     N.set(5);
+    ///     N.get()
+    /// });
+    /// assert_eq!(seen, Some(5));
+    /// assert_eq!(N.get(), None); // the caller's context never changed
+    /// assert_eq!(ctx.get(&N), Some(&5)); // the value stayed in `ctx`
+    /// ```
+    pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        current::enter(self, f)
+    }
+
+    /// The value `var` has in this context, if it was set here. Defaults are not consulted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::with_default("n", 0);
+    ///
+    /// let ctx = Context::new().with_value(&N, 3);
+    /// assert_eq!(ctx.get(&N), Some(&3));
+    /// assert_eq!(Context::new().get(&N), None);
+    /// ```
+    #[must_use]
+    pub fn get<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Option<&T> {
+        self.lookup(var.raw_id()?)
+    }
+
+    /// `true` when `var` is set in this context (a default does not count).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::with_default("n", 0);
+    ///
+    /// assert!(!Context::new().contains(&N));
+    /// assert!(Context::new().with_value(&N, 1).contains(&N));
+    /// ```
+    #[must_use]
+    pub fn contains<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> bool {
+        var.raw_id().is_some_and(|id| self.map.contains_key(id))
+    }
+
+    /// Number of variables set in this context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static A: ContextVar<u8> = ContextVar::new("a");
+    /// static B: ContextVar<u8> = ContextVar::new("b");
+    ///
+    /// let ctx = Context::new().with_value(&A, 1).with_value(&B, 2).with_value(&A, 3);
+    /// assert_eq!(ctx.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// `true` when no variable is set in this context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(contextvars::Context::new().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The variables set in this context, as (name, value) pairs, in no particular order.
+    ///
+    /// Values are type-erased; downcast them with [`Any::downcast_ref`], or read one
+    /// variable with [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static USER: ContextVar<&str> = ContextVar::new("user");
+    ///
+    /// let ctx = Context::new().with_value(&USER, "alice");
+    /// for (name, value) in ctx.iter() {
+    ///     assert_eq!(name, "user");
+    ///     assert_eq!(value.downcast_ref::<&str>(), Some(&"alice"));
+    /// }
+    /// ```
+    #[must_use]
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            inner: self.map.iter(),
+        }
+    }
+
+    /// A new context holding the same values as this one, with `var` set to `value`.
+    ///
+    /// `self` is not changed. Copies one path of the trie: O(log32 n).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// let base = Context::new();
+    /// let with = base.with_value(&N, 1);
+    /// assert_eq!((base.get(&N), with.get(&N)), (None, Some(&1)));
+    /// ```
+    #[must_use]
+    pub fn with_value<T: Send + Sync + 'static>(&self, var: &ContextVar<T>, value: T) -> Context {
+        let mut map = self.map.clone();
+        let entry = Entry {
+            name: var.name(),
+            value: Arc::new(value),
+        };
+        map.insert(var.id(), entry, &mut Garbage::new());
+        Context { map, id: 0 }
+    }
+
+    /// A new context holding the same values as this one, without `var`.
+    ///
+    /// `self` is not changed. Copies one path of the trie: O(log32 n).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// let with = Context::new().with_value(&N, 1);
+    /// assert!(!with.without(&N).contains(&N));
+    /// assert!(with.contains(&N));
+    /// ```
+    #[must_use]
+    pub fn without<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Context {
+        let mut map = self.map.clone();
+        if let Some(id) = var.raw_id() {
+            map.remove(id, &mut Garbage::new());
+        }
+        Context { map, id: 0 }
+    }
+
+    /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
+    /// caller's values to a thread pool.
+    ///
+    /// The closure returned is `Send` when `f` is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static REQUEST: ContextVar<u64> = ContextVar::new("request");
+    ///
+    /// REQUEST.set(42);
+    /// let job = Context::current().wrap(|| REQUEST.get());
+    /// let seen = std::thread::spawn(job).join().unwrap();
+    /// assert_eq!(seen, Some(42));
+    /// ```
+    pub fn wrap<R>(self, f: impl FnOnce() -> R) -> impl FnOnce() -> R {
+        let mut ctx = self;
+        move || ctx.run(f)
+    }
+
+    /// The value stored under a variable id, downcast to the variable's type.
+    #[inline]
+    pub(crate) fn lookup<T: 'static>(&self, id: u64) -> Option<&T> {
+        self.map
+            .get(id)
+            .and_then(|entry| entry.value.downcast_ref::<T>())
+    }
+
+    /// This context's identity for tokens, drawn on first use.
+    pub(crate) fn identity(&mut self) -> u64 {
+        if self.id == 0 {
+            self.id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
+        }
+        self.id
+    }
+
+    /// The identity tokens compare against; 0 (which no token holds) before the first `set`.
+    pub(crate) fn raw_identity(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Clone for Context {
+    /// An independent context holding the same values. O(1).
+    fn clone(&self) -> Self {
+        Self {
+            map: self.map.clone(),
+            id: 0,
+        }
+    }
+}
+
+impl Default for Context {
+    /// An empty context.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Context {
+    /// Lists the names of the variables set, not their values (which need not be `Debug`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Names<'a>(&'a Context);
+        impl fmt::Debug for Names<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list()
+                    .entries(self.0.iter().map(|(name, _)| name))
+                    .finish()
+            }
+        }
+        f.debug_struct("Context")
+            .field("vars", &Names(self))
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Context {
+    type Item = (&'static str, &'a (dyn Any + Send + Sync));
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator for [`Context::iter`].
+pub struct Iter<'a> {
+    inner: crate::hamt::Iter<'a, Entry>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'static str, &'a (dyn Any + Send + Sync));
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner
+            .next()
+            .map(|(_, entry)| (entry.name, &*entry.value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+impl std::iter::FusedIterator for Iter<'_> {}
+
+impl fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("remaining", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of the current thread's context; the same as [`Context::current`].
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::{copy_context, ContextVar};
+///
+/// static N: ContextVar<u32> = ContextVar::new("n");
+///
+/// N.set(1);
+/// let mut ctx = copy_context();
+/// ctx.run(|| N.set(2));
+/// assert_eq!(N.get(), Some(1));
+/// assert_eq!(ctx.get(&N), Some(&2));
+/// ```
+#[must_use]
+pub fn copy_context() -> Context {
+    Context::current()
+}

@@ -1,0 +1,89 @@
+//! The thread's current context, and the one routine that swaps another one in.
+//!
+//! Every thread owns a [`Context`] in a thread-local slot, empty at first. Reads borrow it;
+//! `set`/`reset` change its map in place; [`enter`] swaps a caller's context into the slot
+//! for the length of a closure. `Context::run`, `WithContext::poll`, `WithContext`'s drop and
+//! therefore everything else that enters a context goes through [`enter`].
+//!
+//! Nothing here drops a user value while the slot is borrowed: closures passed to [`update`]
+//! hand whatever they displace back to their caller, who drops it after the borrow ends, so a
+//! destructor that reads or sets context variables finds the slot free.
+
+use std::cell::RefCell;
+
+use crate::Context;
+
+thread_local! {
+    static CURRENT: RefCell<Context> = const { RefCell::new(Context::new()) };
+}
+
+/// Runs `f` on the current context. `None` once the thread-local has been destroyed (a
+/// destructor running at thread exit).
+///
+/// The slot is never mutably borrowed while user code runs (see [`update`]), so the shared
+/// borrow cannot fail; were it to, the caller sees no context rather than a panic.
+#[inline]
+pub(crate) fn read<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|slot| slot.try_borrow().ok().map(|ctx| f(&ctx)))
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` on the current context, mutably. `None` once the thread-local has been destroyed.
+///
+/// `f` must not drop user values: it returns them instead.
+///
+/// # Panics
+///
+/// When called while the context is borrowed by [`read`], which only happens if a value's
+/// `Clone` impl, run by `ContextVar::get`, itself sets a variable or enters a context.
+#[inline]
+pub(crate) fn update<R>(f: impl FnOnce(&mut Context) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|slot| match slot.try_borrow_mut() {
+            Ok(mut ctx) => f(&mut ctx),
+            Err(_) => reentrant_update(),
+        })
+        .ok()
+}
+
+#[cold]
+#[inline(never)]
+fn reentrant_update() -> ! {
+    panic!(
+        "contextvars: a value's `Clone` impl, run by `ContextVar::get`, tried to change the current \
+         context; clone values without setting context variables or entering contexts"
+    )
+}
+
+/// Makes `ctx` the current context while `f` runs, then puts the previous one back, also
+/// when `f` panics. Changes made by `f` end up in `ctx`.
+///
+/// Once the thread-local has been destroyed (thread exit), `f` runs without entering.
+#[inline]
+pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
+    /// Swaps back on drop, so unwinding restores the caller's context too.
+    struct Restore<'a> {
+        ctx: &'a mut Context,
+        entered: bool,
+    }
+    impl Drop for Restore<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            if self.entered {
+                swap(self.ctx);
+            }
+        }
+    }
+
+    let entered = swap(ctx);
+    let _restore = Restore { ctx, entered };
+    f()
+}
+
+/// Exchanges `ctx` with the current context. Nothing is dropped.
+#[inline]
+fn swap(ctx: &mut Context) -> bool {
+    update(|current| std::mem::swap(current, ctx)).is_some()
+}

@@ -1,0 +1,23 @@
+//! Context variables for Rust: Python's `contextvars` (PEP 567) on every executor.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod context;
+mod current;
+mod error;
+mod ext;
+mod future;
+#[doc(hidden)]
+pub mod hamt;
+mod spawn;
+pub mod thread;
+mod token;
+mod var;
+
+pub use context::{Context, Iter, copy_context};
+pub use error::ResetError;
+pub use ext::FutureExt;
+pub use future::{WithContext, with_context};
+pub use spawn::ContextSpawner;
+pub use token::Token;
+pub use var::ContextVar;
