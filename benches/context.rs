@@ -62,20 +62,12 @@ fn get(c: &mut Criterion) {
     });
     group.bench_function("opentelemetry/current().get()", |b| {
         let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
-        b.iter(|| {
-            black_box(
-                opentelemetry::Context::current()
-                    .get::<OtelValue>()
-                    .map_or(0, |v| v.0),
-            )
-        });
+        b.iter(|| black_box(opentelemetry::Context::current().get::<OtelValue>().map_or(0, |v| v.0)));
     });
     group.bench_function("opentelemetry/map_current", |b| {
         let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
         b.iter(|| {
-            black_box(opentelemetry::Context::map_current(|cx| {
-                cx.get::<OtelValue>().map_or(0, |v| v.0)
-            }))
+            black_box(opentelemetry::Context::map_current(|cx| cx.get::<OtelValue>().map_or(0, |v| v.0)))
         });
     });
     group.finish();
@@ -98,8 +90,10 @@ fn copy(c: &mut Criterion) {
 fn set_reset(c: &mut Criterion) {
     let mut group = c.benchmark_group("set_reset");
     for n in [4, 10_000] {
+        // The steady state: the variable already holds a value this context owns.
         group.bench_with_input(BenchmarkId::new("contextvars", n), &n, |b, &n| {
             fill_current(n).run(|| {
+                VALUE.set(1);
                 b.iter(|| {
                     let token = VALUE.set(black_box(2));
                     VALUE.reset(token)
@@ -107,6 +101,26 @@ fn set_reset(c: &mut Criterion) {
             });
         });
     }
+    group.bench_function("contextvars/4-unset", |b| {
+        // The variable was not set: set inserts it (one allocation), reset removes it.
+        static UNSET: ContextVar<u64> = ContextVar::new("unset");
+        fill_current(4).run(|| {
+            b.iter(|| {
+                let token = UNSET.set(black_box(2));
+                UNSET.reset(token)
+            });
+        });
+    });
+    group.bench_function("contextvars/4-inherited", |b| {
+        // The value came with a snapshot (shared): set boxes the new value, reset puts the
+        // shared one back.
+        fill_current(4).run(|| {
+            b.iter(|| {
+                let token = VALUE.set(black_box(2));
+                VALUE.reset(token)
+            });
+        });
+    });
     group.bench_function("contextvars/4-after-snapshot", |b| {
         // Every set follows a snapshot, so it copies the path instead of writing in place.
         fill_current(4).run(|| {
@@ -120,7 +134,10 @@ fn set_reset(c: &mut Criterion) {
         });
     });
     group.bench_function("contextvars/scope", |b| {
-        fill_current(4).run(|| b.iter(|| VALUE.scope(black_box(2), || black_box(3))));
+        fill_current(4).run(|| {
+            VALUE.set(1);
+            b.iter(|| VALUE.scope(black_box(2), || black_box(3)));
+        });
     });
     group.bench_function("thread_local/replace", |b| {
         b.iter(|| {
@@ -133,9 +150,7 @@ fn set_reset(c: &mut Criterion) {
     });
     group.bench_function("opentelemetry/attach+drop", |b| {
         let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
-        b.iter(|| {
-            drop(opentelemetry::Context::current_with_value(OtelValue(black_box(2))).attach())
-        });
+        b.iter(|| drop(opentelemetry::Context::current_with_value(OtelValue(black_box(2))).attach()));
     });
     group.finish();
 }
@@ -172,10 +187,7 @@ fn poll(c: &mut Criterion) {
     });
     group.bench_function("opentelemetry/WithContext", |b| {
         let cx = opentelemetry::Context::new().with_value(OtelValue(1));
-        poll_loop(
-            b,
-            opentelemetry::context::FutureExt::with_context(Counter(0), cx),
-        );
+        poll_loop(b, opentelemetry::context::FutureExt::with_context(Counter(0), cx));
     });
     group.finish();
 }

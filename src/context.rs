@@ -5,14 +5,57 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::hamt::{Garbage, IdMap};
+use crate::hamt::{Freeze, Garbage, IdMap};
 use crate::{ContextVar, current};
 
 /// A value stored in a context, type-erased, with the name of its variable.
-#[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) name: &'static str,
-    pub(crate) value: Arc<dyn Any + Send + Sync>,
+    pub(crate) value: Value,
+}
+
+/// A type-erased value: owned by one context (changed in place), or shared between contexts.
+pub(crate) enum Value {
+    Owned(Box<dyn Any + Send + Sync>),
+    Shared(Arc<dyn Any + Send + Sync>),
+}
+
+impl Value {
+    #[inline]
+    pub(crate) fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        match self {
+            Value::Owned(value) => &**value,
+            Value::Shared(value) => &**value,
+        }
+    }
+
+    /// Turns an owned value into a shared one (one allocation); a no-op on shared values.
+    pub(crate) fn freeze(&mut self) {
+        if let Value::Owned(value) = self {
+            // A boxed `()` does not allocate: a free placeholder while the value moves.
+            let value = std::mem::replace(value, Box::new(()));
+            *self = Value::Shared(Arc::from(value));
+        }
+    }
+}
+
+impl Freeze for Entry {
+    fn freeze(&mut self) {
+        self.value.freeze();
+    }
+
+    fn is_frozen(&self) -> bool {
+        matches!(self.value, Value::Shared(_))
+    }
+
+    fn clone_frozen(&self) -> Self {
+        match &self.value {
+            Value::Shared(value) => Entry { name: self.name, value: Value::Shared(Arc::clone(value)) },
+            // Contexts are frozen whenever they stop being current (see `current::enter`), and
+            // the current one before it is copied, so no clone ever reaches an owned value.
+            Value::Owned(_) => unreachable!("only frozen contexts are copied"),
+        }
+    }
 }
 
 /// Identities handed to contexts the first time a token is created in them.
@@ -80,10 +123,7 @@ impl Context {
     /// ```
     #[must_use]
     pub const fn new() -> Self {
-        Self {
-            map: IdMap::new(),
-            id: 0,
-        }
+        Self { map: IdMap::new(), id: 0 }
     }
 
     /// A snapshot of the current thread's context. O(1), whatever the number of variables.
@@ -105,7 +145,11 @@ impl Context {
     /// ```
     #[must_use]
     pub fn current() -> Self {
-        current::read(Self::clone).unwrap_or_default()
+        current::update(|ctx| {
+            ctx.map.freeze();
+            ctx.clone()
+        })
+        .unwrap_or_default()
     }
 
     /// Makes this context the current one while `f` runs, then restores the caller's.
@@ -131,7 +175,7 @@ impl Context {
     /// assert_eq!(ctx.get(&N), Some(&5)); // the value stayed in `ctx`
     /// ```
     pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        current::enter(self, f)
+        current::enter(self, current::OnLeave::Freeze, f)
     }
 
     /// The value `var` has in this context, if it was set here. Defaults are not consulted.
@@ -219,9 +263,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            inner: self.map.iter(),
-        }
+        Iter { inner: self.map.iter() }
     }
 
     /// A new context holding the same values as this one, with `var` set to `value`.
@@ -241,12 +283,10 @@ impl Context {
     /// ```
     #[must_use]
     pub fn with_value<T: Send + Sync + 'static>(&self, var: &ContextVar<T>, value: T) -> Context {
-        let mut map = self.map.clone();
-        let entry = Entry {
-            name: var.name(),
-            value: Arc::new(value),
-        };
+        let mut map = self.map.share();
+        let entry = Entry { name: var.name(), value: Value::Owned(Box::new(value)) };
         map.insert(var.id(), entry, &mut Garbage::new());
+        map.freeze();
         Context { map, id: 0 }
     }
 
@@ -267,9 +307,10 @@ impl Context {
     /// ```
     #[must_use]
     pub fn without<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Context {
-        let mut map = self.map.clone();
+        let mut map = self.map.share();
         if let Some(id) = var.raw_id() {
             map.remove(id, &mut Garbage::new());
+            map.freeze();
         }
         Context { map, id: 0 }
     }
@@ -299,9 +340,7 @@ impl Context {
     /// The value stored under a variable id, downcast to the variable's type.
     #[inline]
     pub(crate) fn lookup<T: 'static>(&self, id: u64) -> Option<&T> {
-        self.map
-            .get(id)
-            .and_then(|entry| entry.value.downcast_ref::<T>())
+        self.map.get(id).and_then(|entry| entry.value.as_any().downcast_ref::<T>())
     }
 
     /// This context's identity for tokens, drawn on first use.
@@ -310,6 +349,14 @@ impl Context {
             self.id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
         }
         self.id
+    }
+
+    /// Exchanges everything but nothing is dropped; field by field, which keeps each move a
+    /// plain word-sized store.
+    #[inline]
+    pub(crate) fn swap(&mut self, other: &mut Context) {
+        std::mem::swap(&mut self.map, &mut other.map);
+        std::mem::swap(&mut self.id, &mut other.id);
     }
 
     /// The identity tokens compare against; 0 (which no token holds) before the first `set`.
@@ -321,10 +368,7 @@ impl Context {
 impl Clone for Context {
     /// An independent context holding the same values. O(1).
     fn clone(&self) -> Self {
-        Self {
-            map: self.map.clone(),
-            id: 0,
-        }
+        Self { map: self.map.share(), id: 0 }
     }
 }
 
@@ -341,14 +385,10 @@ impl fmt::Debug for Context {
         struct Names<'a>(&'a Context);
         impl fmt::Debug for Names<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_list()
-                    .entries(self.0.iter().map(|(name, _)| name))
-                    .finish()
+                f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
             }
         }
-        f.debug_struct("Context")
-            .field("vars", &Names(self))
-            .finish()
+        f.debug_struct("Context").field("vars", &Names(self)).finish()
     }
 }
 
@@ -370,9 +410,7 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'static str, &'a (dyn Any + Send + Sync));
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner
-            .next()
-            .map(|(_, entry)| (entry.name, &*entry.value))
+        self.inner.next().map(|(_, entry)| (entry.name, entry.value.as_any()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -385,9 +423,7 @@ impl std::iter::FusedIterator for Iter<'_> {}
 
 impl fmt::Debug for Iter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("remaining", &self.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Iter").field("remaining", &self.len()).finish_non_exhaustive()
     }
 }
 

@@ -24,10 +24,7 @@ thread_local! {
 /// borrow cannot fail; were it to, the caller sees no context rather than a panic.
 #[inline]
 pub(crate) fn read<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|slot| slot.try_borrow().ok().map(|ctx| f(&ctx)))
-        .ok()
-        .flatten()
+    CURRENT.try_with(|slot| slot.try_borrow().ok().map(|ctx| f(&ctx))).ok().flatten()
 }
 
 /// Runs `f` on the current context, mutably. `None` once the thread-local has been destroyed.
@@ -57,33 +54,47 @@ fn reentrant_update() -> ! {
     )
 }
 
+/// What [`enter`] does with the context it entered once `f` is done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnLeave {
+    /// Freeze it, so that the caller may clone it in O(1): for contexts handed back to users.
+    Freeze,
+    /// Leave it as it is: for a context that is entered again later (a future between
+    /// polls), or dropped.
+    Keep,
+}
+
 /// Makes `ctx` the current context while `f` runs, then puts the previous one back, also
 /// when `f` panics. Changes made by `f` end up in `ctx`.
 ///
 /// Once the thread-local has been destroyed (thread exit), `f` runs without entering.
 #[inline]
-pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
+pub(crate) fn enter<R>(ctx: &mut Context, on_leave: OnLeave, f: impl FnOnce() -> R) -> R {
     /// Swaps back on drop, so unwinding restores the caller's context too.
     struct Restore<'a> {
         ctx: &'a mut Context,
         entered: bool,
+        on_leave: OnLeave,
     }
     impl Drop for Restore<'_> {
         #[inline]
         fn drop(&mut self) {
             if self.entered {
                 swap(self.ctx);
+                if self.on_leave == OnLeave::Freeze {
+                    self.ctx.map.freeze();
+                }
             }
         }
     }
 
     let entered = swap(ctx);
-    let _restore = Restore { ctx, entered };
+    let _restore = Restore { ctx, entered, on_leave };
     f()
 }
 
 /// Exchanges `ctx` with the current context. Nothing is dropped.
 #[inline]
 fn swap(ctx: &mut Context) -> bool {
-    update(|current| std::mem::swap(current, ctx)).is_some()
+    update(|current| current.swap(ctx)).is_some()
 }

@@ -6,7 +6,8 @@ use std::task::{Context as TaskContext, Poll};
 use futures_core::{FusedFuture, FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use crate::{Context, current};
+use crate::Context;
+use crate::current::{self, OnLeave};
 
 pin_project! {
     /// Future for [`with_context`] and [`FutureExt::with_context`](crate::FutureExt::with_context).
@@ -29,7 +30,7 @@ pin_project! {
             let this = this.project();
             let mut inner = this.inner;
             if inner.is_some() {
-                current::enter(this.context, || inner.set(None));
+                current::enter(this.context, OnLeave::Keep, || inner.set(None));
             }
         }
     }
@@ -38,23 +39,17 @@ pin_project! {
 impl<F> WithContext<F> {
     /// Wraps `inner` so that it runs in `context`.
     pub fn new(inner: F, context: Context) -> Self {
-        Self {
-            context,
-            inner: Some(inner),
-        }
+        Self { context, inner: Some(inner) }
     }
 
-    /// The context the inner future runs in, with the changes it has made so far.
-    #[must_use]
-    pub fn context(&self) -> &Context {
-        &self.context
-    }
-
-    /// The context the inner future runs in, mutably, for example to set a value in it
-    /// before the first poll.
+    /// The context the inner future runs in, with the changes it has made so far; for
+    /// example to set a value in it with [`Context::run`] before the first poll, or to take
+    /// a snapshot with `clone`.
     #[must_use]
     pub fn context_mut(self: Pin<&mut Self>) -> &mut Context {
-        self.project().context
+        let context = self.project().context;
+        context.map.freeze();
+        context
     }
 
     /// The wrapped future.
@@ -74,9 +69,7 @@ impl<F: std::future::Future> std::future::Future for WithContext<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
         let inner = this.inner.as_pin_mut();
-        current::enter(this.context, || {
-            inner.map_or(Poll::Pending, |inner| inner.poll(cx))
-        })
+        current::enter(this.context, OnLeave::Keep, || inner.map_or(Poll::Pending, |inner| inner.poll(cx)))
     }
 }
 
@@ -93,7 +86,7 @@ impl<S: Stream> Stream for WithContext<S> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
         let inner = this.inner.as_pin_mut();
-        current::enter(this.context, || {
+        current::enter(this.context, OnLeave::Keep, || {
             inner.map_or(Poll::Ready(None), |inner| inner.poll_next(cx))
         })
     }

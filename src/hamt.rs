@@ -10,22 +10,33 @@
 //!  Node { bitmap: 0b..1011, slots: [s0, s1, s3] }       bit i set <=> chunk value i present
 //!                              |
 //!          +-------------------+-------------------+
-//!      Leaf(key, value)   Leaf(key, value)    Branch(Arc<Node>)   next 5 bits of the key
+//!      Leaf(key, value)   Leaf(key, value)    Branch(Ptr)   next 5 bits of the key
 //! ```
 //!
-//! Invariants, kept by every operation and checked by [`IdMap::check_invariants`]:
+//! # Owned and shared nodes
+//!
+//! A node is either [`Ptr::Owned`] (a `Box`: this map is its only owner, so it is changed in
+//! place with no atomic operation at all) or [`Ptr::Shared`] (an `Arc`, possibly reachable
+//! from other maps, so changing it first copies it into a new owned node). Values follow the
+//! same split through [`Freeze`]. [`IdMap::freeze`] turns every owned node and value into a
+//! shared one; after that, [`IdMap::share`] is one reference-count increment. The thread's
+//! current context stays owned while it is being set and reset, and is frozen only when a
+//! snapshot is taken or when it stops being current.
+//!
+//! # Invariants
+//!
+//! Kept by every operation and checked by [`IdMap::check_invariants`]:
 //! - `slots.len() == bitmap.count_ones()`; slot `i` belongs to the chunk value whose bit is the
 //!   `i`-th set bit of `bitmap` (`(bitmap & (bit - 1)).count_ones()`).
-//! - A `Branch` below the root holds at least two entries in total, or a nested branch; a
-//!   branch left with a single leaf is folded back into its parent, so the shape of the trie
-//!   depends only on the set of keys, not on the order of operations.
-//! - No branch is empty; the empty map has no root at all.
+//! - A branch below the root never holds a single leaf: such a branch is folded into its
+//!   parent, so the shape of the trie depends only on the set of keys, not on the order of
+//!   operations. No node is empty; the empty map has no root.
+//! - A shared node holds only shared children and frozen values.
 //!
-//! Updates copy only the path from the root to the changed slot ([`Arc::make_mut`]-style);
-//! a node nobody else shares is changed in place. Nodes displaced by a copy are handed to the
-//! caller in a [`Garbage`] list instead of being dropped on the spot, because dropping the
-//! last reference to a node drops user values, whose destructors may use context variables
-//! while the caller still holds the thread's context borrowed.
+//! Nodes displaced by a copy are handed to the caller in a [`Garbage`] list instead of being
+//! dropped on the spot: were other owners to let go meanwhile, dropping the last reference
+//! would drop user values, whose destructors may use context variables while the caller still
+//! holds the thread's context borrowed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,12 +44,42 @@ use std::sync::Arc;
 const BITS: u32 = 5;
 const MASK: u64 = (1 << BITS) - 1;
 
-/// A persistent map from unique `u64` keys to values, with O(1) clone.
+/// Values stored in an [`IdMap`]: owned values must be frozen before their node is shared.
+pub trait Freeze {
+    /// Makes the value shareable, so that [`clone_frozen`](Self::clone_frozen) works on it.
+    fn freeze(&mut self);
+    /// `true` when [`freeze`](Self::freeze) has nothing left to do.
+    fn is_frozen(&self) -> bool;
+    /// A copy of a frozen value (for values of shared nodes, which are always frozen).
+    #[must_use]
+    fn clone_frozen(&self) -> Self;
+}
+
+impl Freeze for u64 {
+    fn freeze(&mut self) {}
+    fn is_frozen(&self) -> bool {
+        true
+    }
+    fn clone_frozen(&self) -> Self {
+        *self
+    }
+}
+
+/// A persistent map from unique `u64` keys to values.
 pub struct IdMap<V> {
-    root: Option<Arc<Node<V>>>,
+    root: Option<Ptr<V>>,
     len: usize,
 }
 
+/// A link to a node: owned by this map alone, or shared with other maps.
+enum Ptr<V> {
+    /// Only this map reaches the node: changed in place.
+    Owned(Box<Node<V>>),
+    /// Other maps may reach the node: copied before a change.
+    Shared(Arc<Node<V>>),
+}
+
+/// A trie node: a bitmap of the chunk values present and one slot for each.
 struct Node<V> {
     bitmap: u32,
     slots: Vec<Slot<V>>,
@@ -46,7 +87,7 @@ struct Node<V> {
 
 enum Slot<V> {
     Leaf(u64, V),
-    Branch(Arc<Node<V>>),
+    Branch(Ptr<V>),
 }
 
 /// Nodes displaced by an update, to be dropped once the caller has released its borrows.
@@ -58,6 +99,12 @@ impl<V> Garbage<V> {
     pub const fn new() -> Self {
         Self(Vec::new())
     }
+
+    /// `true` when nothing was displaced.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl<V> Default for Garbage<V> {
@@ -68,43 +115,7 @@ impl<V> Default for Garbage<V> {
 
 impl<V> fmt::Debug for Garbage<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Garbage")
-            .field("nodes", &self.0.len())
-            .finish()
-    }
-}
-
-impl<V: Clone> Clone for Node<V> {
-    fn clone(&self) -> Self {
-        Self {
-            bitmap: self.bitmap,
-            slots: self.slots.clone(),
-        }
-    }
-}
-
-impl<V: Clone> Clone for Slot<V> {
-    fn clone(&self) -> Self {
-        match self {
-            Slot::Leaf(k, v) => Slot::Leaf(*k, v.clone()),
-            Slot::Branch(b) => Slot::Branch(Arc::clone(b)),
-        }
-    }
-}
-
-impl<V> Clone for IdMap<V> {
-    /// O(1): shares the whole trie.
-    fn clone(&self) -> Self {
-        Self {
-            root: self.root.clone(),
-            len: self.len,
-        }
-    }
-}
-
-impl<V> Default for IdMap<V> {
-    fn default() -> Self {
-        Self::new()
+        f.debug_struct("Garbage").field("nodes", &self.0.len()).finish()
     }
 }
 
@@ -119,16 +130,13 @@ impl<V> Node<V> {
         (self.bitmap & (bit - 1)).count_ones() as usize
     }
 
-    /// A node holding two leaves whose keys agree on every chunk below `shift`.
+    /// An owned node holding two leaves whose keys agree on every chunk below `shift`.
     fn pair(shift: u32, a: (u64, V), b: (u64, V)) -> Self {
         debug_assert_ne!(a.0, b.0, "keys are unique");
         let (ca, cb) = (chunk(a.0, shift), chunk(b.0, shift));
         if ca == cb {
             let child = Self::pair(shift + BITS, a, b);
-            Self {
-                bitmap: 1 << ca,
-                slots: vec![Slot::Branch(Arc::new(child))],
-            }
+            Self { bitmap: 1 << ca, slots: vec![Slot::Branch(Ptr::Owned(Box::new(child)))] }
         } else {
             let (first, second) = if ca < cb { (a, b) } else { (b, a) };
             Self {
@@ -139,18 +147,82 @@ impl<V> Node<V> {
     }
 }
 
-/// Gives `&mut` access to a node, copying it first when it is shared.
-///
-/// When the node is shared, the reference it replaces goes to `garbage` rather than being
-/// dropped here: were the other owners to let go meanwhile, dropping it would free the node
-/// and its values inside the caller's borrow. A unique node costs one atomic
-/// compare-exchange (inside [`Arc::make_mut`]), a shared one an increment and a copy.
-#[inline]
-fn make_mut<'a, V: Clone>(node: &'a mut Arc<Node<V>>, garbage: &mut Garbage<V>) -> &'a mut Node<V> {
-    if Arc::strong_count(node) != 1 {
-        garbage.0.push(Arc::clone(node));
+impl<V: Freeze> Node<V> {
+    /// A copy of this node whose owned children are copied too. Every value must be frozen
+    /// (always true of shared nodes).
+    fn copy(&self) -> Self {
+        let slots = self
+            .slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::Leaf(k, v) => Slot::Leaf(*k, v.clone_frozen()),
+                Slot::Branch(child) => Slot::Branch(child.share()),
+            })
+            .collect();
+        Self { bitmap: self.bitmap, slots }
     }
-    Arc::make_mut(node)
+
+    /// Freezes every owned value and child of this node.
+    fn freeze_slots(&mut self) {
+        for slot in &mut self.slots {
+            match slot {
+                Slot::Leaf(_, v) => v.freeze(),
+                Slot::Branch(child) => child.freeze(),
+            }
+        }
+    }
+}
+
+impl<V> std::ops::Deref for Ptr<V> {
+    type Target = Node<V>;
+
+    #[inline]
+    fn deref(&self) -> &Node<V> {
+        match self {
+            Ptr::Owned(node) => node,
+            Ptr::Shared(node) => node,
+        }
+    }
+}
+
+impl<V: Freeze> Ptr<V> {
+    /// `&mut` access to the node, copying it into an owned node first when it is shared. The
+    /// shared reference it replaces goes to `garbage`.
+    #[inline]
+    fn make_mut(&mut self, garbage: &mut Garbage<V>) -> &mut Node<V> {
+        if let Ptr::Shared(shared) = self {
+            let copy = Ptr::Owned(Box::new(shared.copy()));
+            if let Ptr::Shared(old) = std::mem::replace(self, copy) {
+                garbage.0.push(old);
+            }
+        }
+        match self {
+            Ptr::Owned(node) => node,
+            Ptr::Shared(_) => unreachable!("copied into an owned node above"),
+        }
+    }
+
+    /// Turns this link, and everything below it, into shared links and frozen values.
+    fn freeze(&mut self) {
+        if let Ptr::Owned(node) = self {
+            node.freeze_slots();
+            let slots = std::mem::take(&mut node.slots);
+            *self = Ptr::Shared(Arc::new(Node { bitmap: node.bitmap, slots }));
+        }
+    }
+
+    /// Another link to the same node. Shared links cost one increment; owned ones (reachable
+    /// only through [`IdMap::share`] on a map that was not frozen) are copied.
+    fn share(&self) -> Self {
+        match self {
+            Ptr::Shared(node) => Ptr::Shared(Arc::clone(node)),
+            Ptr::Owned(node) => {
+                let mut copy = Ptr::Owned(Box::new(node.copy()));
+                copy.freeze();
+                copy
+            }
+        }
+    }
 }
 
 impl<V> IdMap<V> {
@@ -172,11 +244,11 @@ impl<V> IdMap<V> {
         self.len == 0
     }
 
-    /// `true` when both maps are the same trie (a clone of one another, unchanged since).
+    /// `true` when both maps are the same shared trie (one shared from the other, unchanged).
     #[must_use]
     pub fn ptr_eq(&self, other: &Self) -> bool {
         match (&self.root, &other.root) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(Ptr::Shared(a)), Some(Ptr::Shared(b))) => Arc::ptr_eq(a, b),
             (None, None) => true,
             _ => false,
         }
@@ -186,7 +258,7 @@ impl<V> IdMap<V> {
     #[inline]
     #[must_use]
     pub fn get(&self, key: u64) -> Option<&V> {
-        let mut node = self.root.as_deref()?;
+        let mut node: &Node<V> = self.root.as_ref()?;
         let mut shift = 0;
         loop {
             let bit = 1 << chunk(key, shift);
@@ -214,26 +286,47 @@ impl<V> IdMap<V> {
         if let Some(root) = &self.root {
             stack.push(root.slots.iter());
         }
-        Iter {
-            stack,
-            remaining: self.len,
-        }
+        Iter { stack, remaining: self.len }
     }
 }
 
-impl<V: Clone> IdMap<V> {
+impl<V: Freeze> IdMap<V> {
+    /// Another map holding the same entries, sharing the trie: O(1) once the map is frozen
+    /// ([`freeze`](Self::freeze)); otherwise the owned part is copied.
+    ///
+    /// Owned values must be frozen first: [`Freeze::clone_frozen`] is called on them.
+    #[must_use]
+    pub fn share(&self) -> Self {
+        Self { root: self.root.as_ref().map(Ptr::share), len: self.len }
+    }
+
+    /// Makes every node shared and every value frozen, so [`share`](Self::share) is O(1).
+    /// Costs nothing when the map is already frozen.
+    #[inline]
+    pub fn freeze(&mut self) {
+        if let Some(root @ Ptr::Owned(_)) = &mut self.root {
+            root.freeze();
+        }
+    }
+
+    /// `true` when [`share`](Self::share) is O(1).
+    #[must_use]
+    pub fn is_frozen(&self) -> bool {
+        !matches!(self.root, Some(Ptr::Owned(_)))
+    }
+
     /// `&mut` access to the value under `key`, copying the path to it when it is shared.
+    #[inline]
     pub fn get_mut(&mut self, key: u64, garbage: &mut Garbage<V>) -> Option<&mut V> {
         // Walk read-only first: a miss must not copy anything.
         self.get(key)?;
-        let mut node = make_mut(self.root.as_mut()?, garbage);
+        let mut node = self.root.as_mut()?.make_mut(garbage);
         let mut shift = 0;
         loop {
-            let bit = 1 << chunk(key, shift);
-            let pos = node.position(bit);
+            let pos = node.position(1 << chunk(key, shift));
             match &mut node.slots[pos] {
                 Slot::Leaf(_, v) => return Some(v),
-                Slot::Branch(child) => node = make_mut(child, garbage),
+                Slot::Branch(child) => node = child.make_mut(garbage),
             }
             shift += BITS;
         }
@@ -242,14 +335,12 @@ impl<V: Clone> IdMap<V> {
     /// Inserts `value` under `key` and returns the value it replaced.
     pub fn insert(&mut self, key: u64, value: V, garbage: &mut Garbage<V>) -> Option<V> {
         let Some(root) = self.root.as_mut() else {
-            self.root = Some(Arc::new(Node {
-                bitmap: 1 << chunk(key, 0),
-                slots: vec![Slot::Leaf(key, value)],
-            }));
+            let node = Node { bitmap: 1 << chunk(key, 0), slots: vec![Slot::Leaf(key, value)] };
+            self.root = Some(Ptr::Owned(Box::new(node)));
             self.len = 1;
             return None;
         };
-        let mut node = make_mut(root, garbage);
+        let mut node = root.make_mut(garbage);
         let mut shift = 0;
         loop {
             let bit = 1 << chunk(key, shift);
@@ -260,23 +351,19 @@ impl<V: Clone> IdMap<V> {
                 self.len += 1;
                 return None;
             }
-            let occupant = match &node.slots[pos] {
-                Slot::Leaf(k, _) => Some(*k),
-                Slot::Branch(_) => None,
-            };
-            if occupant.is_some_and(|k| k != key) {
+            if matches!(node.slots[pos], Slot::Leaf(k, _) if k != key) {
                 // Another key owns this chunk: push both one level down.
                 let Slot::Leaf(old_key, old_value) = node.slots.remove(pos) else {
-                    unreachable!("occupant is a leaf")
+                    unreachable!("matched a leaf")
                 };
                 let pair = Node::pair(shift + BITS, (old_key, old_value), (key, value));
-                node.slots.insert(pos, Slot::Branch(Arc::new(pair)));
+                node.slots.insert(pos, Slot::Branch(Ptr::Owned(Box::new(pair))));
                 self.len += 1;
                 return None;
             }
             match &mut node.slots[pos] {
                 Slot::Leaf(_, v) => return Some(std::mem::replace(v, value)),
-                Slot::Branch(child) => node = make_mut(child, garbage),
+                Slot::Branch(child) => node = child.make_mut(garbage),
             }
             shift += BITS;
         }
@@ -286,12 +373,10 @@ impl<V: Clone> IdMap<V> {
     pub fn remove(&mut self, key: u64, garbage: &mut Garbage<V>) -> Option<V> {
         // A miss must leave the map (and its sharing) untouched.
         self.get(key)?;
-        let root = self.root.as_mut()?;
-        let removed = remove_in(make_mut(root, garbage), key, 0, garbage);
-        if let Some(node) = &self.root
-            && node.slots.is_empty()
-        {
-            garbage.0.extend(self.root.take());
+        let root = self.root.as_mut()?.make_mut(garbage);
+        let removed = remove_in(root, key, 0, garbage);
+        if root.slots.is_empty() {
+            self.root = None;
         }
         self.len -= 1;
         Some(removed)
@@ -299,26 +384,21 @@ impl<V: Clone> IdMap<V> {
 }
 
 /// Removes `key` (known to be present) below `node`, folding branches left with one leaf.
-fn remove_in<V: Clone>(node: &mut Node<V>, key: u64, shift: u32, garbage: &mut Garbage<V>) -> V {
+fn remove_in<V: Freeze>(node: &mut Node<V>, key: u64, shift: u32, garbage: &mut Garbage<V>) -> V {
     let bit = 1 << chunk(key, shift);
     let pos = node.position(bit);
     let Slot::Branch(child) = &mut node.slots[pos] else {
         node.bitmap &= !bit;
-        let Slot::Leaf(_, v) = node.slots.remove(pos) else {
-            unreachable!("matched a leaf")
-        };
+        let Slot::Leaf(_, v) = node.slots.remove(pos) else { unreachable!("matched a leaf") };
         return v;
     };
-    let child_node = make_mut(child, garbage);
+    let child_node = child.make_mut(garbage);
     let removed = remove_in(child_node, key, shift + BITS, garbage);
     if child_node.slots.len() == 1 && matches!(child_node.slots[0], Slot::Leaf(..)) {
-        // Fold the lone leaf into this level; the emptied child goes to the garbage.
-        let leaf = child_node.slots.pop();
-        let Some(leaf) = leaf else {
-            unreachable!("length checked")
-        };
-        if let Slot::Branch(old) = std::mem::replace(&mut node.slots[pos], leaf) {
-            garbage.0.push(old);
+        // Fold the lone leaf into this level; the emptied child is owned, so dropping it
+        // drops nothing but its empty slot vector.
+        if let Some(leaf) = child_node.slots.pop() {
+            node.slots[pos] = leaf;
         }
     }
     removed
@@ -359,9 +439,7 @@ impl<V> std::iter::FusedIterator for Iter<'_, V> {}
 
 impl<V> fmt::Debug for Iter<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("remaining", &self.remaining)
-            .finish_non_exhaustive()
+        f.debug_struct("Iter").field("remaining", &self.remaining).finish_non_exhaustive()
     }
 }
 
@@ -380,59 +458,22 @@ impl<V: fmt::Debug> fmt::Debug for IdMap<V> {
     }
 }
 
-impl<V> IdMap<V> {
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Freeze> IdMap<V> {
     /// Checks the structural invariants listed in the module docs; for tests and fuzzing.
     ///
     /// # Errors
     ///
     /// Describes the first broken invariant.
     pub fn check_invariants(&self) -> Result<(), String> {
-        fn walk<V>(
-            node: &Node<V>,
-            shift: u32,
-            prefix: u64,
-            is_root: bool,
-        ) -> Result<usize, String> {
-            if node.slots.len() != node.bitmap.count_ones() as usize {
-                return Err(format!(
-                    "bitmap {:#b} has {} slots",
-                    node.bitmap,
-                    node.slots.len()
-                ));
-            }
-            if node.slots.is_empty() {
-                return Err("empty node".into());
-            }
-            if !is_root && node.slots.len() == 1 && matches!(node.slots[0], Slot::Leaf(..)) {
-                return Err("inner node holding a single leaf".into());
-            }
-            let mut count = 0;
-            let mut bits = node.bitmap;
-            for slot in &node.slots {
-                let c = u64::from(bits.trailing_zeros());
-                bits &= bits - 1;
-                match slot {
-                    Slot::Leaf(k, _) => {
-                        let low = if shift + BITS >= 64 {
-                            u64::MAX
-                        } else {
-                            (1u64 << (shift + BITS)) - 1
-                        };
-                        if k & low != prefix | (c << shift) {
-                            return Err(format!("key {k} in the wrong slot"));
-                        }
-                        count += 1;
-                    }
-                    Slot::Branch(child) => {
-                        count += walk(child, shift + BITS, prefix | (c << shift), false)?;
-                    }
-                }
-            }
-            Ok(count)
-        }
         let count = match &self.root {
             None => 0,
-            Some(root) => walk(root, 0, 0, true)?,
+            Some(root) => check_node(root, 0, 0, true)?,
         };
         if count == self.len {
             Ok(())
@@ -440,6 +481,47 @@ impl<V> IdMap<V> {
             Err(format!("len is {} but the trie holds {count}", self.len))
         }
     }
+}
+
+/// Checks the node behind `ptr` (whose keys all end in `prefix` below `shift`) and counts its
+/// leaves.
+fn check_node<V: Freeze>(ptr: &Ptr<V>, shift: u32, prefix: u64, is_root: bool) -> Result<usize, String> {
+    let shared = matches!(ptr, Ptr::Shared(_));
+    let node: &Node<V> = ptr;
+    if node.slots.len() != node.bitmap.count_ones() as usize {
+        return Err(format!("bitmap {:#b} has {} slots", node.bitmap, node.slots.len()));
+    }
+    if node.slots.is_empty() {
+        return Err("empty node".into());
+    }
+    if !is_root && node.slots.len() == 1 && matches!(node.slots[0], Slot::Leaf(..)) {
+        return Err("inner node holding a single leaf".into());
+    }
+    let low = if shift + BITS >= 64 { u64::MAX } else { (1u64 << (shift + BITS)) - 1 };
+    let mut count = 0;
+    let mut bits = node.bitmap;
+    for slot in &node.slots {
+        let c = u64::from(bits.trailing_zeros());
+        bits &= bits - 1;
+        match slot {
+            Slot::Leaf(k, v) => {
+                if k & low != prefix | (c << shift) {
+                    return Err(format!("key {k} in the wrong slot"));
+                }
+                if shared && !v.is_frozen() {
+                    return Err(format!("shared node holds the unfrozen value of key {k}"));
+                }
+                count += 1;
+            }
+            Slot::Branch(child) => {
+                if shared && matches!(child, Ptr::Owned(_)) {
+                    return Err("shared node holds an owned child".into());
+                }
+                count += check_node(child, shift + BITS, prefix | (c << shift), false)?;
+            }
+        }
+    }
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -485,9 +567,10 @@ mod tests {
     }
 
     #[test]
-    fn updates_do_not_touch_clones() {
+    fn updates_do_not_touch_shared_copies() {
         let mut a = map_of(&(1..100).collect::<Vec<_>>());
-        let b = a.clone();
+        a.freeze();
+        let b = a.share();
         assert!(a.ptr_eq(&b));
         let mut g = Garbage::new();
         a.insert(5, 0, &mut g);
@@ -500,12 +583,24 @@ mod tests {
         assert_eq!((a.get(5), a.get(6), a.get(7)), (Some(&0), None, Some(&1)));
         a.check_invariants().unwrap();
         b.check_invariants().unwrap();
+        assert!(!g.0.is_empty(), "the shared nodes that were copied went to the garbage");
+    }
+
+    #[test]
+    fn sharing_an_unfrozen_map_copies_it() {
+        let a = map_of(&[1, 2, 33]);
+        assert!(!a.is_frozen());
+        let b = a.share();
+        assert!(b.is_frozen());
+        b.check_invariants().unwrap();
+        assert_eq!(b.iter().count(), 3);
     }
 
     #[test]
     fn misses_keep_sharing() {
         let mut a = map_of(&[1, 2, 3]);
-        let b = a.clone();
+        a.freeze();
+        let b = a.share();
         let mut g = Garbage::new();
         assert_eq!(a.remove(4, &mut g), None);
         assert_eq!(a.get_mut(4, &mut g), None);

@@ -49,8 +49,7 @@ impl<S> ContextSpawner<S> {
 
 impl<S: Spawn> Spawn for ContextSpawner<S> {
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        self.inner
-            .spawn_obj(FutureObj::new(Box::new(with_context(future))))
+        self.inner.spawn_obj(FutureObj::new(Box::new(with_context(future))))
     }
 
     fn status(&self) -> Result<(), SpawnError> {
@@ -60,8 +59,7 @@ impl<S: Spawn> Spawn for ContextSpawner<S> {
 
 impl<S: LocalSpawn> LocalSpawn for ContextSpawner<S> {
     fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        self.inner
-            .spawn_local_obj(LocalFutureObj::new(Box::new(with_context(future))))
+        self.inner.spawn_local_obj(LocalFutureObj::new(Box::new(with_context(future))))
     }
 
     fn status_local(&self) -> Result<(), SpawnError> {

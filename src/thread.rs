@@ -54,10 +54,7 @@ where
 /// # Panics
 ///
 /// As [`Scope::spawn`]: if the operating system cannot create a thread.
-pub fn spawn_scoped<'scope, F, T>(
-    scope: &'scope Scope<'scope, '_>,
-    f: F,
-) -> ScopedJoinHandle<'scope, T>
+pub fn spawn_scoped<'scope, F, T>(scope: &'scope Scope<'scope, '_>, f: F) -> ScopedJoinHandle<'scope, T>
 where
     F: FnOnce() -> T + Send + 'scope,
     T: Send + 'scope,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::context::Entry;
+use crate::context::{Entry, Value};
 use crate::hamt::Garbage;
 use crate::token::{Old, Token};
 use crate::{Context, ResetError, current};
@@ -52,11 +52,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            default: None,
-            id: AtomicU64::new(0),
-        }
+        Self { name, default: None, id: AtomicU64::new(0) }
     }
 
     /// A variable that reads as `default` wherever it is not set.
@@ -72,11 +68,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub const fn with_default(name: &'static str, default: T) -> Self {
-        Self {
-            name,
-            default: Some(default),
-            id: AtomicU64::new(0),
-        }
+        Self { name, default: Some(default), id: AtomicU64::new(0) }
     }
 
     /// The name given at construction, for diagnostics.
@@ -175,13 +167,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         // Hold our own reference to the value, not a borrow of the context, so `f` can set.
-        let value = self.raw_id().and_then(|id| {
-            current::read(|ctx| ctx.map.get(id).map(|entry| Arc::clone(&entry.value))).flatten()
-        });
-        match value
-            .as_deref()
-            .and_then(<dyn Any + Send + Sync>::downcast_ref::<T>)
-        {
+        let value = self.raw_id().and_then(|id| current::update(|ctx| share_value(ctx, id)).flatten());
+        match value.as_deref().and_then(<dyn Any + Send + Sync>::downcast_ref::<T>) {
             Some(value) => f(Some(value)),
             None => f(self.default.as_ref()),
         }
@@ -202,8 +189,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub fn is_set(&self) -> bool {
-        self.raw_id()
-            .is_some_and(|id| current::read(|ctx| ctx.map.contains_key(id)).unwrap_or(false))
+        self.raw_id().is_some_and(|id| current::read(|ctx| ctx.map.contains_key(id)).unwrap_or(false))
     }
 
     /// Sets the variable in the current context and returns a [`Token`] that
@@ -231,27 +217,16 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// # Panics
     ///
     /// If called from a `Clone` impl run by [`get`](Self::get) on this thread.
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "setting without keeping the token is the common case"
-    )]
+    #[inline]
+    #[allow(clippy::must_use_candidate, reason = "setting without keeping the token is the common case")]
     pub fn set(&self, value: T) -> Token<T> {
         let var_id = self.id();
         let mut garbage = Garbage::new();
-        let (context_id, old) = current::update(|ctx| {
-            (
-                ctx.identity(),
-                replace(ctx, var_id, self.name, value, &mut garbage),
-            )
-        })
-        .unwrap_or((0, Old::Missing));
+        let (context_id, old) =
+            current::update(|ctx| (ctx.identity(), replace(ctx, var_id, self.name, value, &mut garbage)))
+                .unwrap_or((0, Old::Missing));
         drop(garbage); // now that the context is no longer borrowed
-        Token {
-            var_id,
-            var_name: self.name,
-            context_id,
-            old,
-        }
+        Token { var_id, var_name: self.name, context_id, old }
     }
 
     /// Restores the value the variable had before the `set` that returned `token` (unset if
@@ -283,6 +258,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// # Panics
     ///
     /// If called from a `Clone` impl run by [`get`](Self::get) on this thread.
+    #[inline]
     pub fn reset(&self, token: Token<T>) -> Result<(), ResetError> {
         if self.raw_id() != Some(token.var_id) {
             return Err(ResetError::DifferentVar);
@@ -292,13 +268,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             if token.context_id == 0 || ctx.raw_identity() != token.context_id {
                 return Err(token);
             }
-            Ok(restore(
-                ctx,
-                token.var_id,
-                token.var_name,
-                token.old,
-                &mut garbage,
-            ))
+            Ok(restore(ctx, token.var_id, token.var_name, token.old, &mut garbage))
         });
         // Drop the displaced value (or the refused token) only now that the context is free.
         drop(garbage);
@@ -344,10 +314,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             }
         }
 
-        let _reset = Reset {
-            var: self,
-            token: Some(self.set(value)),
-        };
+        let _reset = Reset { var: self, token: Some(self.set(value)) };
         f()
     }
 
@@ -363,10 +330,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     #[cold]
     fn draw_id(&self) -> u64 {
         let fresh = NEXT_VAR_ID.fetch_add(1, Ordering::Relaxed);
-        match self
-            .id
-            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
-        {
+        match self.id.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => fresh,
             Err(won) => won,
         }
@@ -382,10 +346,26 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     }
 }
 
+/// A shared reference to the value under `var_id`, freezing it first if it is owned.
+fn share_value(ctx: &mut Context, var_id: u64) -> Option<Arc<dyn Any + Send + Sync>> {
+    let mut garbage = Garbage::new();
+    // An owned value sits on a path of owned nodes: `get_mut` copies nothing to reach it.
+    let entry = match ctx.map.get(var_id)?.value {
+        Value::Shared(ref value) => return Some(Arc::clone(value)),
+        Value::Owned(_) => ctx.map.get_mut(var_id, &mut garbage)?,
+    };
+    entry.value.freeze();
+    debug_assert!(garbage.is_empty());
+    match &entry.value {
+        Value::Shared(value) => Some(Arc::clone(value)),
+        Value::Owned(_) => None,
+    }
+}
+
 /// Stores `value` under `var_id` in `ctx` and returns what was there.
 ///
-/// When the slot's value is not shared with any other context, the new value is moved into
-/// it in place: no allocation.
+/// An owned value is replaced in place: no allocation, no atomic operation.
+#[inline]
 fn replace<T: Send + Sync + 'static>(
     ctx: &mut Context,
     var_id: u64,
@@ -394,32 +374,29 @@ fn replace<T: Send + Sync + 'static>(
     garbage: &mut Garbage<Entry>,
 ) -> Old<T> {
     let Some(entry) = ctx.map.get_mut(var_id, garbage) else {
-        ctx.map.insert(
-            var_id,
-            Entry {
-                name,
-                value: Arc::new(value),
-            },
-            garbage,
-        );
+        ctx.map.insert(var_id, Entry { name, value: Value::Owned(Box::new(value)) }, garbage);
         return Old::Missing;
     };
-    if let Some(slot) =
-        Arc::get_mut(&mut entry.value).and_then(<dyn Any + Send + Sync>::downcast_mut::<T>)
-    {
-        return Old::Owned(std::mem::replace(slot, value));
+    if let Value::Owned(slot) = &mut entry.value {
+        return match slot.downcast_mut::<T>() {
+            Some(slot) => Old::Owned(std::mem::replace(slot, value)),
+            None => unreachable!("a variable's id only ever stores values of its own type"),
+        };
     }
-    let previous = std::mem::replace(&mut entry.value, Arc::new(value));
-    match previous.downcast::<T>() {
-        Ok(previous) => Old::Shared(previous),
-        Err(_) => unreachable!("a variable's id only ever stores values of its own type"),
+    match std::mem::replace(&mut entry.value, Value::Owned(Box::new(value))) {
+        Value::Shared(previous) => match previous.downcast::<T>() {
+            Ok(previous) => Old::Shared(previous),
+            Err(_) => unreachable!("a variable's id only ever stores values of its own type"),
+        },
+        Value::Owned(_) => unreachable!("handled above"),
     }
 }
 
 /// What a reset displaced: dropped by the caller once the context is no longer borrowed.
-type Displaced<T> = (Option<T>, Option<Arc<dyn Any + Send + Sync>>);
+type Displaced<T> = (Option<T>, Option<Value>);
 
 /// Puts `old` back under `var_id` in `ctx`, removing the variable if it was missing.
+#[inline]
 fn restore<T: Send + Sync + 'static>(
     ctx: &mut Context,
     var_id: u64,
@@ -427,24 +404,16 @@ fn restore<T: Send + Sync + 'static>(
     old: Old<T>,
     garbage: &mut Garbage<Entry>,
 ) -> Displaced<T> {
-    let value: Arc<dyn Any + Send + Sync> = match old {
-        Old::Missing => {
-            return (
-                None,
-                ctx.map.remove(var_id, garbage).map(|entry| entry.value),
-            );
-        }
-        Old::Shared(value) => value,
+    let value = match old {
+        Old::Missing => return (None, ctx.map.remove(var_id, garbage).map(|entry| entry.value)),
+        Old::Shared(value) => Value::Shared(value),
         Old::Owned(value) => {
-            if let Some(slot) = ctx
-                .map
-                .get_mut(var_id, garbage)
-                .and_then(|entry| Arc::get_mut(&mut entry.value))
-                .and_then(<dyn Any + Send + Sync>::downcast_mut::<T>)
+            if let Some(Value::Owned(slot)) = ctx.map.get_mut(var_id, garbage).map(|entry| &mut entry.value)
+                && let Some(slot) = slot.downcast_mut::<T>()
             {
                 return (Some(std::mem::replace(slot, value)), None);
             }
-            Arc::new(value)
+            Value::Owned(Box::new(value))
         }
     };
     let displaced = ctx.map.insert(var_id, Entry { name, value }, garbage);
