@@ -245,7 +245,7 @@ impl Context {
 
     /// The variables set in this context, as (name, value) pairs, in no particular order.
     ///
-    /// Values are type-erased; downcast them with [`Any::downcast_ref`], or read one
+    /// Values are type-erased; downcast them with `downcast_ref`, or read one
     /// variable with [`get`](Self::get).
     ///
     /// # Examples

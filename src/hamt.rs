@@ -15,8 +15,8 @@
 //!
 //! # Owned and shared nodes
 //!
-//! A node is either [`Ptr::Owned`] (a `Box`: this map is its only owner, so it is changed in
-//! place with no atomic operation at all) or [`Ptr::Shared`] (an `Arc`, possibly reachable
+//! A node is either `Ptr::Owned` (a `Box`: this map is its only owner, so it is changed in
+//! place with no atomic operation at all) or `Ptr::Shared` (an `Arc`, possibly reachable
 //! from other maps, so changing it first copies it into a new owned node). Values follow the
 //! same split through [`Freeze`]. [`IdMap::freeze`] turns every owned node and value into a
 //! shared one; after that, [`IdMap::share`] is one reference-count increment. The thread's

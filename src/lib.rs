@@ -1,4 +1,4 @@
-//! Context variables for Rust: Python's `contextvars` (PEP 567) on every executor.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
