@@ -174,6 +174,18 @@ impl Context {
     /// assert_eq!(N.get(), None); // the caller's context never changed
     /// assert_eq!(ctx.get(&N), Some(&5)); // the value stayed in `ctx`
     /// ```
+    ///
+    /// Entering a context that is already entered (Python's "is already entered" error) does
+    /// not compile:
+    ///
+    /// ```compile_fail
+    /// let mut ctx = contextvars::Context::new();
+    /// ctx.run(|| ctx.run(|| ())); // error: `ctx` is already borrowed mutably
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Whatever `f` panics with, after the caller's context is restored.
     pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
         current::enter(self, current::OnLeave::Freeze, f)
     }
@@ -375,6 +387,13 @@ impl Clone for Context {
         Self { map: self.map.share(), id: 0 }
     }
 }
+
+// A context is a map of values that are only ever replaced, never mutated in place through
+// a shared reference, and every path that changes the current context restores it on unwind:
+// observing one after a caught panic shows a consistent state. (Without these impls the
+// type-erased values would make every `Context` `!UnwindSafe`.)
+impl std::panic::UnwindSafe for Context {}
+impl std::panic::RefUnwindSafe for Context {}
 
 impl Default for Context {
     /// An empty context.

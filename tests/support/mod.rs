@@ -1,0 +1,28 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, reason = "each test file uses its own subset")]
+
+use std::future::Future;
+use std::task::Poll;
+
+use contextvars::Context;
+
+/// Runs `f` in a fresh, empty context (Python's `@isolated_context` in its own tests), so a test does not
+/// depend on what earlier tests left in the thread that runs it.
+pub(crate) fn isolated<R>(f: impl FnOnce() -> R) -> R {
+    Context::new().run(f)
+}
+
+/// Yields once to the executor: `Pending` the first time, after waking itself, so the
+/// executor polls other tasks before this one again.
+pub(crate) fn yield_now() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+}
