@@ -296,7 +296,8 @@ impl Context {
     #[must_use]
     pub fn with_value<T: Send + Sync + 'static>(&self, var: &ContextVar<T>, value: T) -> Context {
         let mut map = self.map.share();
-        let entry = Entry { name: var.name(), value: Value::Owned(Box::new(value)) };
+        // Shared from the start: the map is frozen right after.
+        let entry = Entry { name: var.name(), value: Value::Shared(Arc::new(value)) };
         map.insert(var.id(), entry, &mut Garbage::new());
         map.freeze();
         Context { map, id: 0 }

@@ -15,7 +15,7 @@
 //!
 //! # Owned and shared nodes
 //!
-//! A node is either `Ptr::Owned` (a `Box`: this map is its only owner, so it is changed in
+//! A node is either `Ptr::Owned` (held inline: this map is its only owner, so it is changed in
 //! place with no atomic operation at all) or `Ptr::Shared` (an `Arc`, possibly reachable
 //! from other maps, so changing it first copies it into a new owned node). Values follow the
 //! same split through [`Freeze`]. [`IdMap::freeze`] turns every owned node and value into a
@@ -74,7 +74,7 @@ pub struct IdMap<V> {
 /// A link to a node: owned by this map alone, or shared with other maps.
 enum Ptr<V> {
     /// Only this map reaches the node: changed in place.
-    Owned(Box<Node<V>>),
+    Owned(Node<V>),
     /// Other maps may reach the node: copied before a change.
     Shared(Arc<Node<V>>),
 }
@@ -136,7 +136,7 @@ impl<V> Node<V> {
         let (ca, cb) = (chunk(a.0, shift), chunk(b.0, shift));
         if ca == cb {
             let child = Self::pair(shift + BITS, a, b);
-            Self { bitmap: 1 << ca, slots: vec![Slot::Branch(Ptr::Owned(Box::new(child)))] }
+            Self { bitmap: 1 << ca, slots: vec![Slot::Branch(Ptr::Owned(child))] }
         } else {
             let (first, second) = if ca < cb { (a, b) } else { (b, a) };
             Self {
@@ -151,14 +151,12 @@ impl<V: Freeze> Node<V> {
     /// A copy of this node whose owned children are copied too. Every value must be frozen
     /// (always true of shared nodes).
     fn copy(&self) -> Self {
-        let slots = self
-            .slots
-            .iter()
-            .map(|slot| match slot {
-                Slot::Leaf(k, v) => Slot::Leaf(*k, v.clone_frozen()),
-                Slot::Branch(child) => Slot::Branch(child.share()),
-            })
-            .collect();
+        // Room for one more slot: a copy is usually made to insert into.
+        let mut slots = Vec::with_capacity(self.slots.len() + 1);
+        slots.extend(self.slots.iter().map(|slot| match slot {
+            Slot::Leaf(k, v) => Slot::Leaf(*k, v.clone_frozen()),
+            Slot::Branch(child) => Slot::Branch(child.share()),
+        }));
         Self { bitmap: self.bitmap, slots }
     }
 
@@ -191,7 +189,7 @@ impl<V: Freeze> Ptr<V> {
     #[inline]
     fn make_mut(&mut self, garbage: &mut Garbage<V>) -> &mut Node<V> {
         if let Ptr::Shared(shared) = self {
-            let copy = Ptr::Owned(Box::new(shared.copy()));
+            let copy = Ptr::Owned(shared.copy());
             if let Ptr::Shared(old) = std::mem::replace(self, copy) {
                 garbage.0.push(old);
             }
@@ -217,7 +215,7 @@ impl<V: Freeze> Ptr<V> {
         match self {
             Ptr::Shared(node) => Ptr::Shared(Arc::clone(node)),
             Ptr::Owned(node) => {
-                let mut copy = Ptr::Owned(Box::new(node.copy()));
+                let mut copy = Ptr::Owned(node.copy());
                 copy.freeze();
                 copy
             }
@@ -336,7 +334,7 @@ impl<V: Freeze> IdMap<V> {
     pub fn insert(&mut self, key: u64, value: V, garbage: &mut Garbage<V>) -> Option<V> {
         let Some(root) = self.root.as_mut() else {
             let node = Node { bitmap: 1 << chunk(key, 0), slots: vec![Slot::Leaf(key, value)] };
-            self.root = Some(Ptr::Owned(Box::new(node)));
+            self.root = Some(Ptr::Owned(node));
             self.len = 1;
             return None;
         };
@@ -357,7 +355,7 @@ impl<V: Freeze> IdMap<V> {
                     unreachable!("matched a leaf")
                 };
                 let pair = Node::pair(shift + BITS, (old_key, old_value), (key, value));
-                node.slots.insert(pos, Slot::Branch(Ptr::Owned(Box::new(pair))));
+                node.slots.insert(pos, Slot::Branch(Ptr::Owned(pair)));
                 self.len += 1;
                 return None;
             }
