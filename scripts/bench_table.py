@@ -26,6 +26,23 @@ def fmt(ns: float) -> str:
     return f"{ns / 1000:.2f} µs"
 
 
+def print_pivot(name: str, rows: list[tuple[str, float]]) -> None:
+    """One row per operation, one column per map, and ours over the best peer."""
+    table: dict[str, dict[str, float]] = {}
+    for bench, value in rows:
+        op, _, imp = bench.partition("/")
+        table.setdefault(op, {})[imp] = value
+    print(f"\n#### {name.replace('_', ' ')} entries\n")
+    print("| operation | contextvars | rpds | imbl | ours / best peer |")
+    print("|---|---:|---:|---:|---:|")
+    for op, values in table.items():
+        ours = values.get("contextvars")
+        peers = [values[k] for k in ("rpds", "imbl") if k in values]
+        ratio = f"{ours / min(peers):.2f}x" if ours and peers else ""
+        cells = " | ".join(fmt(values[k]) if k in values else "" for k in ("contextvars", "rpds", "imbl"))
+        print(f"| {op} | {cells} | {ratio} |")
+
+
 def main(root: str) -> None:
     for group in sorted(p for p in pathlib.Path(root).iterdir() if p.is_dir() and p.name != "report"):
         rows = []
@@ -36,6 +53,9 @@ def main(root: str) -> None:
             if value is not None:
                 rows.append((name, value))
         if not rows:
+            continue
+        if group.name.startswith("hamt_"):
+            print_pivot(group.name, rows)
             continue
         print(f"\n#### {group.name}\n")
         print("| benchmark | median | vs first peer |")
