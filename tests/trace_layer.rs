@@ -1,0 +1,285 @@
+//! `TraceLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
+//! Tokio. Thousands of requests over keep-alive connections with mixed headers; every
+//! response must carry the ID its request should get, and every point inside the handler
+//! (after an await, in a spawned task, on a blocking pool, in a downstream service) must see
+//! that same ID and no other.
+
+#![cfg(all(feature = "tower", feature = "http"))]
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use contextvars::trace::{TraceContext, TraceLayer};
+use contextvars::{Context, FutureExt};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Response};
+use tower::Layer;
+
+/// Where each handler records the ID it saw, as (request number, place, ID).
+type Seen = Arc<Mutex<Vec<(usize, &'static str, String)>>>;
+
+fn record(seen: &Seen, request: usize, place: &'static str) {
+    let id = TraceContext::current().map_or_else(|| "<none>".to_string(), |t| t.trace_id().to_string());
+    seen.lock().unwrap().push((request, place, id));
+}
+
+fn request_number(path: &str) -> usize {
+    path.rsplit('/').next().and_then(|n| n.parse().ok()).expect("path ends in a request number")
+}
+
+/// The headers request `n` sends, and the ID it must get (`None`: a generated one).
+fn headers_for(n: usize) -> (Vec<(&'static str, String)>, Option<String>) {
+    match n % 6 {
+        0 => (vec![("x-trace-id", format!("pinned-{n}"))], Some(format!("pinned-{n}"))),
+        1 => {
+            let trace_id = format!("{:032x}", 0x5eed_0000 + n);
+            (vec![("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))], Some(trace_id))
+        }
+        2 => {
+            // Both: X-Trace-ID wins.
+            let traceparent = format!("00-{:032x}-00f067aa0ba902b7-00", 0xfeed_0000 + n);
+            (vec![("x-trace-id", format!("both-{n}")), ("traceparent", traceparent)], Some(format!("both-{n}")))
+        }
+        3 => (vec![], None),
+        4 => (vec![("x-trace-id", "with space".into()), ("traceparent", "00-BAD".into())], None),
+        _ => {
+            // An invalid X-Trace-ID falls through to a valid traceparent.
+            let trace_id = format!("{:032x}", 0xcafe_0000 + n);
+            let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+            (vec![("x-trace-id", "x".repeat(129)), ("traceparent", traceparent)], Some(trace_id))
+        }
+    }
+}
+
+fn is_generated(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Sends request `n` on a keep-alive connection; returns the echoed `x-trace-id`.
+async fn send(sender: &mut SendRequest<Empty<Bytes>>, n: usize) -> String {
+    let (headers, _) = headers_for(n);
+    let mut request = Request::get(format!("/work/{n}")).header("host", "localhost").body(Empty::new()).unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(name, value.parse().unwrap());
+    }
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let echoed = response.headers()["x-trace-id"].to_str().unwrap().to_string();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, echoed.as_bytes(), "request {n}: the handler saw another ID than the one echoed");
+    echoed
+}
+
+/// Checks the echoed IDs against the headers sent, and every recorded sighting against them.
+fn check(echoed: &HashMap<usize, String>, seen: &Seen, requests: usize, places: &[&str]) {
+    assert_eq!(echoed.len(), requests);
+    for (n, id) in echoed {
+        match headers_for(*n).1 {
+            Some(expected) => assert_eq!(id, &expected, "request {n}"),
+            None => assert!(is_generated(id), "request {n} got {id:?}"),
+        }
+    }
+    let distinct: HashSet<&String> = echoed.values().collect();
+    assert_eq!(distinct.len(), requests, "every request has its own ID");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), requests * places.len(), "every place recorded every request");
+    let mismatches: Vec<_> = seen.iter().filter(|(n, _, id)| echoed.get(n) != Some(id)).collect();
+    assert!(mismatches.is_empty(), "{} sightings of a wrong ID, e.g. {:?}", mismatches.len(), &mismatches[..1]);
+    for place in places {
+        assert_eq!(seen.iter().filter(|(_, p, _)| p == place).count(), requests, "{place}");
+    }
+}
+
+mod on_smol {
+    use smol::net::{TcpListener, TcpStream};
+    use smol_hyper::rt::FuturesIo;
+
+    use super::*;
+
+    static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
+
+    async fn downstream(request: Request<Incoming>, seen: Seen) -> Result<Response<Full<Bytes>>, Infallible> {
+        record(&seen, request_number(request.uri().path()), "downstream");
+        Ok(Response::new(Full::default()))
+    }
+
+    async fn handler(
+        request: Request<Incoming>,
+        seen: Seen,
+        downstream: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let n = request_number(request.uri().path());
+        record(&seen, n, "handler");
+        smol::future::yield_now().await;
+        record(&seen, n, "after await");
+        let task_seen = Arc::clone(&seen);
+        EXECUTOR.spawn(async move { record(&task_seen, n, "spawned task") }.with_current_context()).await;
+        let pool_seen = Arc::clone(&seen);
+        smol::unblock(Context::current().wrap(move || record(&pool_seen, n, "blocking pool"))).await;
+
+        // Call the downstream service with the propagated headers.
+        let stream = TcpStream::connect(downstream).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.unwrap();
+        EXECUTOR.spawn(connection).detach();
+        let mut call = Request::get(format!("/down/{n}")).header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
+        TraceContext::current().unwrap().inject(call.headers_mut());
+        let answer = sender.send_request(call).await.unwrap();
+        assert_eq!(answer.headers()["x-trace-id"], TraceContext::current().unwrap().trace_id().as_str());
+
+        let id = TraceContext::current().unwrap().trace_id().to_string();
+        Ok(Response::new(Full::new(Bytes::from(id))))
+    }
+
+    async fn serve<S>(listener: TcpListener, make_service: impl Fn() -> S)
+    where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(FuturesIo::new(stream), make_service());
+            EXECUTOR.spawn(async move { connection.await.unwrap() }).detach();
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets")]
+    fn hyper_on_smol_10k_requests_over_keep_alive() {
+        const CONNECTIONS: usize = 20;
+        const PER_CONNECTION: usize = 500;
+        for _ in 0..2 {
+            std::thread::spawn(|| smol::block_on(EXECUTOR.run(smol::future::pending::<()>())));
+        }
+        let seen: Seen = Arc::default();
+        let echoed = smol::block_on(EXECUTOR.run(async {
+            let down = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let down_address = down.local_addr().unwrap();
+            let down_seen = Arc::clone(&seen);
+            EXECUTOR
+                .spawn(serve(down, move || {
+                    let seen = Arc::clone(&down_seen);
+                    let service = tower::service_fn(move |r| downstream(r, Arc::clone(&seen)));
+                    hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+                }))
+                .detach();
+
+            let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let front_address = front.local_addr().unwrap();
+            let front_seen = Arc::clone(&seen);
+            EXECUTOR
+                .spawn(serve(front, move || {
+                    let seen = Arc::clone(&front_seen);
+                    let service = tower::service_fn(move |r| handler(r, Arc::clone(&seen), down_address));
+                    hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+                }))
+                .detach();
+
+            let clients: Vec<_> = (0..CONNECTIONS)
+                .map(|c| {
+                    EXECUTOR.spawn(async move {
+                        let stream = TcpStream::connect(front_address).await.unwrap();
+                        let (mut sender, connection) =
+                            hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.unwrap();
+                        EXECUTOR.spawn(connection).detach();
+                        let mut echoed = Vec::new();
+                        for i in 0..PER_CONNECTION {
+                            let n = c * PER_CONNECTION + i;
+                            echoed.push((n, send(&mut sender, n).await));
+                        }
+                        echoed
+                    })
+                })
+                .collect();
+            let mut echoed = HashMap::new();
+            for client in clients {
+                echoed.extend(client.await);
+            }
+            echoed
+        }));
+        check(
+            &echoed,
+            &seen,
+            CONNECTIONS * PER_CONNECTION,
+            &["handler", "after await", "spawned task", "blocking pool", "downstream"],
+        );
+        assert_eq!(TraceContext::current(), None, "nothing leaked into the test's thread");
+    }
+}
+
+mod on_tokio {
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::routing::get;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(miri, ignore = "sockets")]
+    async fn axum_on_tokio_2k_requests_over_keep_alive() {
+        const CONNECTIONS: usize = 8;
+        const PER_CONNECTION: usize = 250;
+        let seen: Seen = Arc::default();
+        let handler_seen = Arc::clone(&seen);
+        let app = Router::new()
+            .route(
+                "/work/{n}",
+                get(move |Path(n): Path<usize>| {
+                    let seen = Arc::clone(&handler_seen);
+                    async move {
+                        record(&seen, n, "handler");
+                        tokio::task::yield_now().await;
+                        record(&seen, n, "after await");
+                        let task_seen = Arc::clone(&seen);
+                        tokio::spawn(async move { record(&task_seen, n, "spawned task") }.with_current_context())
+                            .await
+                            .unwrap();
+                        let pool_seen = Arc::clone(&seen);
+                        tokio::task::spawn_blocking(Context::current().wrap(move || record(&pool_seen, n, "blocking pool")))
+                            .await
+                            .unwrap();
+                        TraceContext::current().unwrap().trace_id().to_string()
+                    }
+                }),
+            )
+            .layer(TraceLayer::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let clients: Vec<_> = (0..CONNECTIONS)
+            .map(|c| {
+                tokio::spawn(async move {
+                    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+                    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+                    tokio::spawn(connection);
+                    let mut echoed = Vec::new();
+                    for i in 0..PER_CONNECTION {
+                        let n = c * PER_CONNECTION + i;
+                        echoed.push((n, send(&mut sender, n).await));
+                    }
+                    echoed
+                })
+            })
+            .collect();
+        let mut echoed = HashMap::new();
+        for client in clients {
+            echoed.extend(client.await.unwrap());
+        }
+        server.abort();
+        check(
+            &echoed,
+            &seen,
+            CONNECTIONS * PER_CONNECTION,
+            &["handler", "after await", "spawned task", "blocking pool"],
+        );
+    }
+}
