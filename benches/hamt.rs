@@ -1,1 +1,3 @@
+//! Benchmarks of the persistent map: none in this branch yet.
+
 fn main() {}

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use contextvars::trace::{CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceLayer};
@@ -107,11 +107,14 @@ async fn checkout(request: Request<Incoming>, downstream: SocketAddr) -> Result<
 
     // A subtask, started in a snapshot of this request's context.
     let n = number.clone();
-    EXECUTOR.spawn(async move { log::info!("req={n} checkout: in a spawned subtask") }.with_current_context()).await;
+    EXECUTOR
+        .spawn(async move { log::info!("req={n} checkout: in a spawned subtask") }.with_current_context())
+        .await;
 
     // Blocking work on smol's thread pool, carried there by `Context::wrap`.
     let n = number.clone();
-    smol::unblock(Context::current().wrap(move || log::info!("req={n} checkout: blocking work on the pool"))).await;
+    smol::unblock(Context::current().wrap(move || log::info!("req={n} checkout: blocking work on the pool")))
+        .await;
 
     // A call to the downstream service with the propagated headers.
     let downstream_answer = call(downstream, &format!("/stock/{number}"), |headers| {
@@ -150,7 +153,9 @@ async fn checkout_thread_local(request: Request<Incoming>) -> Result<Response<Bo
 /// Accepts connections forever, serving each with `make_service`'s service.
 async fn serve<S>(listener: TcpListener, make_service: impl Fn() -> S + Send + 'static)
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     loop {
@@ -175,7 +180,8 @@ async fn call(
     headers: impl FnOnce(&mut hyper::HeaderMap),
 ) -> Option<(Option<String>, String)> {
     let stream = TcpStream::connect(address).await.ok()?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.ok()?;
     EXECUTOR.spawn(connection).detach();
     send(&mut sender, path, headers).await
 }
@@ -209,10 +215,22 @@ enum Headers {
 fn headers_for(request: usize) -> (Headers, Vec<(&'static str, String)>) {
     match request % 5 {
         0 => (Headers::PinnedId, vec![("x-trace-id", format!("client-{request}"))]),
-        1 => (Headers::TraceParent, vec![("traceparent", format!("00-{:032x}-00f067aa0ba902b7-01", 0xabc000 + request))]),
+        1 => (
+            Headers::TraceParent,
+            vec![("traceparent", format!("00-{:032x}-00f067aa0ba902b7-01", 0x00ab_c000 + request))],
+        ),
         2 => (Headers::Nothing, vec![]),
-        3 => (Headers::Garbage, vec![("x-trace-id", "has spaces in it".into()), ("traceparent", "00-ABC-bad".into())]),
-        _ => (Headers::Garbage, vec![("x-trace-id", "x".repeat(200)), ("traceparent", format!("ff-{:032x}-00f067aa0ba902b7-01", 1))]),
+        3 => (
+            Headers::Garbage,
+            vec![("x-trace-id", "has spaces in it".into()), ("traceparent", "00-ABC-bad".into())],
+        ),
+        _ => (
+            Headers::Garbage,
+            vec![
+                ("x-trace-id", "x".repeat(200)),
+                ("traceparent", format!("ff-{:032x}-00f067aa0ba902b7-01", 1)),
+            ],
+        ),
     }
 }
 
@@ -227,7 +245,8 @@ async fn load(address: SocketAddr) -> Vec<Outcome> {
     let clients = (0..CONNECTIONS).map(|connection| {
         EXECUTOR.spawn(async move {
             let stream = TcpStream::connect(address).await.expect("connect");
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.expect("handshake");
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.expect("handshake");
             EXECUTOR.spawn(conn).detach();
             let mut outcomes = Vec::new();
             for i in 0..REQUESTS_PER_CONNECTION {
@@ -291,9 +310,7 @@ async fn run() -> usize {
     let failures = report_traced(&outcomes, &lines);
 
     let (leaky_listener, leaky_address) = listener();
-    EXECUTOR
-        .spawn(serve(leaky_listener, || hyper::service::service_fn(checkout_thread_local)))
-        .detach();
+    EXECUTOR.spawn(serve(leaky_listener, || hyper::service::service_fn(checkout_thread_local))).detach();
     let leaky_outcomes = load(leaky_address).await;
     let leaky_lines = std::mem::take(&mut *logger().lines.lock().expect("log lock"));
     report_thread_local(&leaky_outcomes, &leaky_lines);
@@ -320,12 +337,15 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
         let echoed = outcome.echoed.clone().unwrap_or_default();
         let expected_ok = match outcome.kind {
             Headers::PinnedId => echoed == format!("client-{}", outcome.request),
-            Headers::TraceParent => echoed == format!("{:032x}", 0xabc000 + outcome.request),
+            Headers::TraceParent => echoed == format!("{:032x}", 0x00ab_c000 + outcome.request),
             Headers::Nothing | Headers::Garbage => is_generated(&echoed),
         };
         check(expected_ok, format!("request {} ({:?}) got ID {echoed:?}", outcome.request, outcome.kind));
         let downstream_id = outcome.body.split(' ').next().unwrap_or_default();
-        check(downstream_id == echoed, format!("request {}: downstream saw {downstream_id:?}", outcome.request));
+        check(
+            downstream_id == echoed,
+            format!("request {}: downstream saw {downstream_id:?}", outcome.request),
+        );
         match outcome.kind {
             Headers::PinnedId | Headers::TraceParent => preserved += 1,
             Headers::Nothing | Headers::Garbage => generated += 1,
@@ -333,7 +353,10 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
         id_of.insert(outcome.request, echoed);
     }
     let distinct: std::collections::HashSet<_> = id_of.values().collect();
-    check(distinct.len() == outcomes.len(), format!("{} distinct IDs for {} requests", distinct.len(), outcomes.len()));
+    check(
+        distinct.len() == outcomes.len(),
+        format!("{} distinct IDs for {} requests", distinct.len(), outcomes.len()),
+    );
 
     // Each log line: inside a request, never the sentinel, never another request's ID.
     let mut sentinel_inside = 0;

@@ -42,7 +42,10 @@ fn headers_for(n: usize) -> (Vec<(&'static str, String)>, Option<String>) {
         2 => {
             // Both: X-Trace-ID wins.
             let traceparent = format!("00-{:032x}-00f067aa0ba902b7-00", 0xfeed_0000 + n);
-            (vec![("x-trace-id", format!("both-{n}")), ("traceparent", traceparent)], Some(format!("both-{n}")))
+            (
+                vec![("x-trace-id", format!("both-{n}")), ("traceparent", traceparent)],
+                Some(format!("both-{n}")),
+            )
         }
         3 => (vec![], None),
         4 => (vec![("x-trace-id", "with space".into()), ("traceparent", "00-BAD".into())], None),
@@ -62,7 +65,8 @@ fn is_generated(id: &str) -> bool {
 /// Sends request `n` on a keep-alive connection; returns the echoed `x-trace-id`.
 async fn send(sender: &mut SendRequest<Empty<Bytes>>, n: usize) -> String {
     let (headers, _) = headers_for(n);
-    let mut request = Request::get(format!("/work/{n}")).header("host", "localhost").body(Empty::new()).unwrap();
+    let mut request =
+        Request::get(format!("/work/{n}")).header("host", "localhost").body(Empty::new()).unwrap();
     for (name, value) in headers {
         request.headers_mut().append(name, value.parse().unwrap());
     }
@@ -89,7 +93,12 @@ fn check(echoed: &HashMap<usize, String>, seen: &Seen, requests: usize, places: 
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), requests * places.len(), "every place recorded every request");
     let mismatches: Vec<_> = seen.iter().filter(|(n, _, id)| echoed.get(n) != Some(id)).collect();
-    assert!(mismatches.is_empty(), "{} sightings of a wrong ID, e.g. {:?}", mismatches.len(), &mismatches[..1]);
+    assert!(
+        mismatches.is_empty(),
+        "{} sightings of a wrong ID, e.g. {:?}",
+        mismatches.len(),
+        &mismatches[..1]
+    );
     for place in places {
         assert_eq!(seen.iter().filter(|(_, p, _)| p == place).count(), requests, "{place}");
     }
@@ -103,9 +112,12 @@ mod on_smol {
 
     static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
 
-    async fn downstream(request: Request<Incoming>, seen: Seen) -> Result<Response<Full<Bytes>>, Infallible> {
-        record(&seen, request_number(request.uri().path()), "downstream");
-        Ok(Response::new(Full::default()))
+    fn downstream(
+        request: &Request<Incoming>,
+        seen: &Seen,
+    ) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
+        record(seen, request_number(request.uri().path()), "downstream");
+        std::future::ready(Ok(Response::new(Full::default())))
     }
 
     async fn handler(
@@ -124,9 +136,13 @@ mod on_smol {
 
         // Call the downstream service with the propagated headers.
         let stream = TcpStream::connect(downstream).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.unwrap();
         EXECUTOR.spawn(connection).detach();
-        let mut call = Request::get(format!("/down/{n}")).header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
+        let mut call = Request::get(format!("/down/{n}"))
+            .header("host", "localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
         TraceContext::current().unwrap().inject(call.headers_mut());
         let answer = sender.send_request(call).await.unwrap();
         assert_eq!(answer.headers()["x-trace-id"], TraceContext::current().unwrap().trace_id().as_str());
@@ -144,8 +160,8 @@ mod on_smol {
     {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(FuturesIo::new(stream), make_service());
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(FuturesIo::new(stream), make_service());
             EXECUTOR.spawn(async move { connection.await.unwrap() }).detach();
         }
     }
@@ -166,7 +182,7 @@ mod on_smol {
             EXECUTOR
                 .spawn(serve(down, move || {
                     let seen = Arc::clone(&down_seen);
-                    let service = tower::service_fn(move |r| downstream(r, Arc::clone(&seen)));
+                    let service = tower::service_fn(move |r| downstream(&r, &seen));
                     hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
                 }))
                 .detach();
@@ -239,13 +255,17 @@ mod on_tokio {
                         tokio::task::yield_now().await;
                         record(&seen, n, "after await");
                         let task_seen = Arc::clone(&seen);
-                        tokio::spawn(async move { record(&task_seen, n, "spawned task") }.with_current_context())
-                            .await
-                            .unwrap();
+                        tokio::spawn(
+                            async move { record(&task_seen, n, "spawned task") }.with_current_context(),
+                        )
+                        .await
+                        .unwrap();
                         let pool_seen = Arc::clone(&seen);
-                        tokio::task::spawn_blocking(Context::current().wrap(move || record(&pool_seen, n, "blocking pool")))
-                            .await
-                            .unwrap();
+                        tokio::task::spawn_blocking(
+                            Context::current().wrap(move || record(&pool_seen, n, "blocking pool")),
+                        )
+                        .await
+                        .unwrap();
                         TraceContext::current().unwrap().trace_id().to_string()
                     }
                 }),
@@ -259,7 +279,8 @@ mod on_tokio {
             .map(|c| {
                 tokio::spawn(async move {
                     let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-                    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+                    let (mut sender, connection) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
                     tokio::spawn(connection);
                     let mut echoed = Vec::new();
                     for i in 0..PER_CONNECTION {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
+use super::{TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
 use crate::{Context, ContextVar, FutureExt, WithContext};
 
 /// The current request's [`TraceContext`]: the one slot that every log integration, the
@@ -196,20 +196,15 @@ impl TraceContext {
             [one] => parse_trace_id_header(one),
             _ => None,
         };
-        let incoming = TraceParent::parse_all(traceparents.iter().copied()).ok();
-        match incoming {
-            Some(traceparent) => {
-                let tracestate = TraceState::parse_headers(tracestates.iter().copied());
-                Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
-            }
-            None => {
-                // A new trace: reuse a pinned ID as the trace-id when it is a valid one.
-                let trace_id = pinned
-                    .and_then(|id| id.parse::<TraceId>().ok())
-                    .filter(|id| id.is_valid() && pinned.is_some_and(|p| p.bytes().all(|b| !b.is_ascii_uppercase())))
-                    .unwrap_or_else(random::trace_id);
-                Self::build(pinned, None, trace_id, TraceState::default())
-            }
+        if let Ok(traceparent) = TraceParent::parse_all(traceparents.iter().copied()) {
+            // `tracestate` is only looked at when the `traceparent` is valid.
+            let tracestate = TraceState::parse_headers(tracestates.iter().copied());
+            Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
+        } else {
+            // A new trace (none, several or an invalid `traceparent`): reuse a pinned ID as
+            // the trace-id when it is a valid one (32 lowercase hex digits, not all zeros).
+            let trace_id = pinned.and_then(|id| id.parse::<TraceId>().ok()).unwrap_or_else(random::trace_id);
+            Self::build(pinned, None, trace_id, TraceState::default())
         }
     }
 

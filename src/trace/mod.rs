@@ -53,12 +53,14 @@ mod response_future;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
-pub use context::{IdSource, TRACE_CONTEXT, TraceContext};
+pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
 pub use current_id::{CurrentTraceId, NO_TRACE};
 #[cfg(feature = "tower")]
 pub use layer::{TraceLayer, TraceService};
 #[cfg(feature = "tower")]
 pub use response_future::ResponseFuture;
-pub use trace_id_header::*;
-pub use traceparent::*;
-pub use tracestate::*;
+pub use trace_id_header::{
+    MAX_TRACE_ID_LEN, TraceIdHeaderError, check_trace_id_header, parse_trace_id_header,
+};
+pub use traceparent::{ParseIdError, SpanId, TraceFlags, TraceId, TraceParent, TraceParentError};
+pub use tracestate::{MAX_TRACESTATE_MEMBERS, TraceState, TraceStateError};

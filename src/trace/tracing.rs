@@ -1,7 +1,5 @@
 //! Trace IDs in `tracing-subscriber`'s fmt output.
 
-use std::fmt::Write as _;
-
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -48,7 +46,12 @@ where
     N: for<'a> FormatFields<'a> + 'static,
     F: FormatEvent<S, N>,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
         write!(writer, "{}={} ", self.key, CurrentTraceId)?;
         self.inner.format_event(ctx, writer, event)
     }
