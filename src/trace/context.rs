@@ -186,19 +186,24 @@ impl TraceContext {
                 tracestates.push(value);
             }
         }
-        Self::from_parts(&x_trace_ids, &traceparents, &tracestates)
+        Self::from_parts(x_trace_ids.into_iter(), traceparents.into_iter(), tracestates.into_iter())
     }
 
     /// [`from_header_values`](Self::from_header_values) with the three headers' values
     /// already looked up.
-    pub(crate) fn from_parts(x_trace_ids: &[&[u8]], traceparents: &[&[u8]], tracestates: &[&[u8]]) -> Self {
-        let pinned = match x_trace_ids {
-            [one] => parse_trace_id_header(one),
+    pub(crate) fn from_parts<'a>(
+        mut x_trace_ids: impl Iterator<Item = &'a [u8]>,
+        traceparents: impl Iterator<Item = &'a [u8]>,
+        tracestates: impl Iterator<Item = &'a [u8]>,
+    ) -> Self {
+        // Several `X-Trace-ID` headers are ambiguous: all are ignored.
+        let pinned = match (x_trace_ids.next(), x_trace_ids.next()) {
+            (Some(one), None) => parse_trace_id_header(one),
             _ => None,
         };
-        if let Ok(traceparent) = TraceParent::parse_all(traceparents.iter().copied()) {
+        if let Ok(traceparent) = TraceParent::parse_all(traceparents) {
             // `tracestate` is only looked at when the `traceparent` is valid.
-            let tracestate = TraceState::parse_headers(tracestates.iter().copied());
+            let tracestate = TraceState::parse_headers(tracestates);
             Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
         } else {
             // A new trace (none, several or an invalid `traceparent`): reuse a pinned ID as

@@ -22,8 +22,8 @@ impl TraceContext {
     /// ```
     #[must_use]
     pub fn extract(headers: &HeaderMap) -> Self {
-        let values = |name: &str| headers.get_all(name).iter().map(HeaderValue::as_bytes).collect::<Vec<_>>();
-        Self::from_parts(&values(X_TRACE_ID), &values(TRACEPARENT), &values(TRACESTATE))
+        let values = |name: &'static str| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+        Self::from_parts(values(X_TRACE_ID), values(TRACEPARENT), values(TRACESTATE))
     }
 
     /// Writes the headers of one outgoing call into `headers`, replacing any already there:
@@ -45,8 +45,8 @@ impl TraceContext {
     pub fn inject(&self, headers: &mut HeaderMap) {
         headers.remove(TRACESTATE);
         for (name, value) in self.outgoing_headers() {
-            // Every value is visible ASCII by construction; a failure would only drop a header.
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            // Every value is printable ASCII by construction; a failure would only drop a header.
+            if let Ok(value) = HeaderValue::try_from(value) {
                 headers.insert(HeaderName::from_static(name), value);
             }
         }
