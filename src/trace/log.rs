@@ -126,22 +126,38 @@ impl LogCapture {
         Self { records: Mutex::new(Vec::new()) }
     }
 
-    /// Installs a capture as the global logger (at level `Trace`) and returns it. The capture
-    /// lives for the rest of the process.
+    /// Installs the process-wide capture as the global logger (at level `Trace`) and returns
+    /// it; later calls return the same capture. Tests that run in parallel in one process
+    /// share it: tag the records each test checks (for example with a per-test prefix in the
+    /// request key) and read them with [`records`](Self::records).
     ///
     /// # Errors
     ///
-    /// When a global logger is already installed.
+    /// When another global logger is already installed.
     pub fn install() -> Result<&'static LogCapture, ::log::SetLoggerError> {
-        let capture: &'static LogCapture = Box::leak(Box::new(LogCapture::new()));
-        ::log::set_logger(capture)?;
-        ::log::set_max_level(::log::LevelFilter::Trace);
-        Ok(capture)
+        static GLOBAL: LogCapture = LogCapture::new();
+        static INSTALLED: Mutex<bool> = Mutex::new(false);
+        let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*installed {
+            ::log::set_logger(&GLOBAL)?;
+            ::log::set_max_level(::log::LevelFilter::Trace);
+            *installed = true;
+        }
+        Ok(&GLOBAL)
     }
 
-    /// Takes the records captured so far.
+    /// Takes the records captured so far, leaving none.
     pub fn take(&self) -> Vec<CapturedRecord> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// A copy of the records captured so far.
+    pub fn records(&self) -> Vec<CapturedRecord> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CapturedRecord>> {
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Checks the records that `request_of` attributes to a request: none may have been
@@ -190,7 +206,7 @@ impl Log for LogCapture {
             message: record.args().to_string(),
             trace_id,
         };
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(captured);
+        self.lock().push(captured);
     }
 
     fn flush(&self) {}
