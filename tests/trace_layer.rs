@@ -1,16 +1,17 @@
 //! `TraceLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
 //! Tokio. Thousands of requests over keep-alive connections with mixed headers; every
-//! response must carry the ID its request should get, and every point inside the handler
-//! (after an await, in a spawned task, on a blocking pool, in a downstream service) must see
-//! that same ID and no other.
+//! response must carry the ID its request should get, and every log line the handler emits
+//! (after an await, in a spawned task, on a blocking pool, in a downstream service) must
+//! carry that same ID and no other.
 
-#![cfg(all(feature = "tower", feature = "http"))]
+#![cfg(all(feature = "tower", feature = "http", feature = "log"))]
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use contextvars::trace::log::{CapturedRecord, LogCapture};
 use contextvars::trace::{TraceContext, TraceLayer};
 use contextvars::{Context, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
@@ -19,12 +20,21 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use tower::Layer;
 
-/// Where each handler records the ID it saw, as (request number, place, ID).
-type Seen = Arc<Mutex<Vec<(usize, &'static str, String)>>>;
+/// The tag that starts every log line of one test (the tests share the process's logger).
+type Seen = Arc<str>;
 
+/// A log line from inside request `request`: `<tag> req=<n> at=<place>`. The installed
+/// [`LogCapture`] stores it with the trace ID current when it is emitted.
 fn record(seen: &Seen, request: usize, place: &'static str) {
-    let id = TraceContext::current().map_or_else(|| "<none>".to_string(), |t| t.trace_id().to_string());
-    seen.lock().unwrap().push((request, place, id));
+    log::info!("{seen} req={request} at={place}");
+}
+
+/// The request number and place of one of the test's log lines.
+fn parse_line(record: &CapturedRecord) -> Option<(usize, &str)> {
+    let mut words = record.message.splitn(3, ' ').skip(1);
+    let request = words.next()?.strip_prefix("req=")?.parse().ok()?;
+    let place = words.next()?.strip_prefix("at=")?;
+    Some((request, place))
 }
 
 fn request_number(path: &str) -> usize {
@@ -90,17 +100,26 @@ fn check(echoed: &HashMap<usize, String>, seen: &Seen, requests: usize, places: 
     let distinct: HashSet<&String> = echoed.values().collect();
     assert_eq!(distinct.len(), requests, "every request has its own ID");
 
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), requests * places.len(), "every place recorded every request");
-    let mismatches: Vec<_> = seen.iter().filter(|(n, _, id)| echoed.get(n) != Some(id)).collect();
-    assert!(
-        mismatches.is_empty(),
-        "{} sightings of a wrong ID, e.g. {:?}",
-        mismatches.len(),
-        &mismatches[..1]
-    );
+    let records: Vec<CapturedRecord> = LogCapture::install()
+        .unwrap()
+        .records()
+        .into_iter()
+        .filter(|r| r.message.starts_with(&format!("{seen} ")))
+        .collect();
+    assert_eq!(records.len(), requests * places.len(), "every place logged for every request");
+    // No line inside a request without an ID, no request with two IDs...
+    assert_eq!(LogCapture::check(&records, |r| parse_line(r).map(|(n, _)| n)), Ok(records.len()));
+    // ... and each request's lines carry the very ID its response echoed.
+    let mismatches: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            parse_line(r).is_none_or(|(n, _)| echoed.get(&n).map(String::as_str) != r.trace_id.as_deref())
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{} lines with a wrong ID, e.g. {:?}", mismatches.len(), &mismatches[..1]);
     for place in places {
-        assert_eq!(seen.iter().filter(|(_, p, _)| p == place).count(), requests, "{place}");
+        let count = records.iter().filter(|r| parse_line(r).is_some_and(|(_, p)| p == *place)).count();
+        assert_eq!(count, requests, "{place}");
     }
 }
 
@@ -174,7 +193,8 @@ mod on_smol {
         for _ in 0..2 {
             std::thread::spawn(|| smol::block_on(EXECUTOR.run(smol::future::pending::<()>())));
         }
-        let seen: Seen = Arc::default();
+        LogCapture::install().unwrap();
+        let seen: Seen = Arc::from("smol");
         let echoed = smol::block_on(EXECUTOR.run(async {
             let down = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let down_address = down.local_addr().unwrap();
@@ -243,7 +263,8 @@ mod on_tokio {
     async fn axum_on_tokio_2k_requests_over_keep_alive() {
         const CONNECTIONS: usize = 8;
         const PER_CONNECTION: usize = 250;
-        let seen: Seen = Arc::default();
+        LogCapture::install().unwrap();
+        let seen: Seen = Arc::from("axum");
         let handler_seen = Arc::clone(&seen);
         let app = Router::new()
             .route(
