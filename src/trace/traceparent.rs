@@ -66,9 +66,16 @@ macro_rules! id_impls {
                 if hex.len() != 2 * $bytes {
                     return Err(ParseIdError::Length);
                 }
+                // Decode every digit, then check them all at once: no branch per digit.
                 let mut bytes = [0; $bytes];
+                let mut invalid = 0;
                 for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-                    *byte = hex_byte(pair[0], pair[1]).ok_or(ParseIdError::Digit)?;
+                    let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+                    invalid |= high | low;
+                    *byte = high << 4 | (low & 0xf);
+                }
+                if invalid & 0xf0 != 0 {
+                    return Err(ParseIdError::Digit);
                 }
                 let id = Self(bytes);
                 if id.is_valid() { Ok(id) } else { Err(ParseIdError::AllZero) }
@@ -411,18 +418,21 @@ impl std::error::Error for ParseIdError {}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The value of one lowercase hex digit.
-const fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// The value of each lowercase hex digit; `0xff` for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    table
+};
 
 /// The byte written as two lowercase hex digits.
 fn hex_byte(high: u8, low: u8) -> Option<u8> {
-    Some(hex_digit(high)? << 4 | hex_digit(low)?)
+    let (high, low) = (HEX_VALUE[usize::from(high)], HEX_VALUE[usize::from(low)]);
+    if (high | low) & 0xf0 == 0 { Some(high << 4 | low) } else { None }
 }
 
 /// `value` without the spaces and tabs around it.

@@ -39,16 +39,28 @@ const LONG_MEMBER: usize = 128;
 /// assert_eq!(state.get("congo"), Some("t61rcWkgMzE"));
 /// assert_eq!(state.len(), 2);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct TraceState {
-    members: Vec<(Box<str>, Box<str>)>,
+    /// The header value: the members joined by `,`.
+    text: String,
+    /// Where each member is in `text`.
+    members: Vec<Member>,
+}
+
+/// One member of a [`TraceState`]: `text[start..equals]` is its key, `text[equals + 1..end]`
+/// its value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Member {
+    start: usize,
+    equals: usize,
+    end: usize,
 }
 
 impl TraceState {
     /// The empty list.
     #[must_use]
     pub const fn new() -> Self {
-        Self { members: Vec::new() }
+        Self { text: String::new(), members: Vec::new() }
     }
 
     /// The list carried by a request's `tracestate` header values, in the order received,
@@ -71,19 +83,36 @@ impl TraceState {
         }
         drop_duplicated_keys(&mut members);
         truncate(&mut members);
-        Self { members: members.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self::from_members(members)
+    }
+
+    /// The list of these members, already checked.
+    fn from_members<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut state = Self::new();
+        for (key, value) in members {
+            if !state.text.is_empty() {
+                state.text.push(',');
+            }
+            let start = state.text.len();
+            state.text.push_str(key);
+            let equals = state.text.len();
+            state.text.push('=');
+            state.text.push_str(value);
+            state.members.push(Member { start, equals, end: state.text.len() });
+        }
+        state
     }
 
     /// The value of `key`, if the list has it.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.members.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The members as `(key, value)` pairs, in order.
     #[must_use = "iterators are lazy"]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.members.iter().map(|(k, v)| (&**k, &**v))
+        self.members.iter().map(|m| (&self.text[m.start..m.equals], &self.text[m.equals + 1..m.end]))
     }
 
     /// The number of members.
@@ -96,6 +125,13 @@ impl TraceState {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// The header value to send: the members joined by `,`, without whitespace; the same as
+    /// `to_string()`, without allocating.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// A copy of the list with `key=value` as its first member, for a service that records
@@ -123,24 +159,21 @@ impl TraceState {
         if !is_value(value.as_bytes()) {
             return Err(TraceStateError::Value);
         }
-        let mut members = Vec::with_capacity(self.members.len() + 1);
-        members.push((key.into(), value.into()));
-        members.extend(self.members.iter().filter(|(k, _)| &**k != key).cloned());
-        members.truncate(MAX_TRACESTATE_MEMBERS);
-        Ok(Self { members })
+        let others = self.iter().filter(|(k, _)| *k != key);
+        Ok(Self::from_members(std::iter::once((key, value)).chain(others).take(MAX_TRACESTATE_MEMBERS)))
+    }
+}
+
+impl fmt::Debug for TraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl fmt::Display for TraceState {
     /// The header value: `key=value` members joined by `,`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (key, value)) in self.members.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{key}={value}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
@@ -225,6 +258,16 @@ fn is_value(value: &[u8]) -> bool {
 
 /// Removes every member whose key appears more than once.
 fn drop_duplicated_keys(members: &mut Vec<(&str, &str)>) {
+    if members.len() <= 2 * MAX_TRACESTATE_MEMBERS {
+        // The usual case: few members, compare them pairwise without allocating.
+        let duplicated =
+            |key: &str, members: &[(&str, &str)]| members.iter().filter(|(k, _)| *k == key).count() > 1;
+        if members.iter().any(|(k, _)| duplicated(k, members)) {
+            let all = members.clone();
+            members.retain(|(k, _)| !duplicated(k, &all));
+        }
+        return;
+    }
     let mut keys: Vec<&str> = members.iter().map(|(k, _)| *k).collect();
     keys.sort_unstable();
     let mut duplicated: Vec<&str> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
@@ -350,6 +393,13 @@ mod tests {
             assert_eq!(state.get("foo"), None, "{values:?}");
         }
         assert_eq!(parse(&["a=1,b=2,a=3,c=4"]).to_string(), "b=2,c=4");
+        // Long lists take another path.
+        let many: Vec<String> = (0..70).map(|i| format!("k{i}=v")).chain(["k5=again".into()]).collect();
+        let state = parse(&[&many.join(",")]);
+        assert_eq!((state.len(), state.get("k5"), state.get("k4")), (32, None, Some("v")));
+        assert_eq!((state.get("k32"), state.get("k33")), (Some("v"), None));
+        assert_eq!(format!("{:?}", parse(&["a=1"])), r#"{"a": "1"}"#);
+        assert_eq!(parse(&["a=1, b=2"]).as_str(), "a=1,b=2");
     }
 
     #[test]
