@@ -39,7 +39,7 @@ pub struct TraceId([u8; 16]);
 pub struct SpanId([u8; 8]);
 
 macro_rules! id_impls {
-    ($name:ident, $bytes:literal) => {
+    ($name:ident, $bytes:literal, $int:ty) => {
         impl $name {
             /// The all-zero value, which the specification forbids on the wire.
             pub const INVALID: Self = Self([0; $bytes]);
@@ -62,23 +62,16 @@ macro_rules! id_impls {
                 self.0 != [0; $bytes]
             }
 
+            #[inline(always)]
             fn from_hex(hex: &[u8]) -> Result<Self, ParseIdError> {
-                if hex.len() != 2 * $bytes {
-                    return Err(ParseIdError::Length);
+                let hex: &[u8; 2 * $bytes] = hex.try_into().map_err(|_| ParseIdError::Length)?;
+                // Eight digits at a time, into one integer stored once at the end.
+                let mut value: $int = 0;
+                for chunk in hex.chunks_exact(8) {
+                    let digits = <[u8; 8]>::try_from(chunk).map_err(|_| ParseIdError::Length)?;
+                    value = value << 32 | <$int>::from(decode8(digits).ok_or(ParseIdError::Digit)?);
                 }
-                // Decode every digit, then check them all at once: no branch per digit.
-                let mut bytes = [0; $bytes];
-                let mut invalid = 0;
-                for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-                    let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
-                    invalid |= high | low;
-                    *byte = high << 4 | (low & 0xf);
-                }
-                if invalid & 0xf0 != 0 {
-                    return Err(ParseIdError::Digit);
-                }
-                let id = Self(bytes);
-                if id.is_valid() { Ok(id) } else { Err(ParseIdError::AllZero) }
+                if value == 0 { Err(ParseIdError::AllZero) } else { Ok(Self(value.to_be_bytes())) }
             }
 
             fn write_hex(self, out: &mut [u8]) {
@@ -113,8 +106,8 @@ macro_rules! id_impls {
     };
 }
 
-id_impls!(TraceId, 16);
-id_impls!(SpanId, 8);
+id_impls!(TraceId, 16, u128);
+id_impls!(SpanId, 8, u64);
 
 /// The 8 trace flags of a `traceparent`. Level 1 defines one, [`SAMPLED`](Self::SAMPLED).
 ///
@@ -429,6 +422,33 @@ const HEX_VALUE: [u8; 256] = {
     table
 };
 
+/// Decodes eight lowercase hex digits at once (SWAR: each byte of a `u64` is one digit), or
+/// `None` if any is not one.
+#[inline(always)]
+fn decode8(digits: [u8; 8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word = u64::from_le_bytes(digits);
+    if word & HIGH != 0 {
+        return None;
+    }
+    // With every byte below 0x80, adding `0x80 - low` sets a byte's high bit exactly when the
+    // byte is at least `low`, and no carry crosses into the next byte.
+    let at_least = |low: u8| word.wrapping_add(ONES * u64::from(0x80 - low)) & HIGH;
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if digit | letter != HIGH {
+        return None;
+    }
+    // '0'..='9' are 0x30..=0x39 and 'a'..='f' are 0x61..=0x66: the low nibble, plus 9 for letters.
+    let nibbles = (word & (ONES * 0x0f)) + (letter >> 7) * 9;
+    // Byte i holds digit i; pair them (high digit first), then close the gaps.
+    let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let bytes = (quads | (quads >> 16)) as u32;
+    Some(bytes.swap_bytes())
+}
+
 /// The byte written as two lowercase hex digits.
 fn hex_byte(high: u8, low: u8) -> Option<u8> {
     let (high, low) = (HEX_VALUE[usize::from(high)], HEX_VALUE[usize::from(low)]);
@@ -582,6 +602,23 @@ mod tests {
         assert!(
             !TraceParent::new(TraceId::INVALID, SpanId::from_bytes([1; 8]), TraceFlags::default()).is_valid()
         );
+    }
+
+    #[test]
+    fn eight_digits_at_a_time_agree_with_one_at_a_time() {
+        for byte in 0..=255u8 {
+            for position in 0..8 {
+                let mut digits = *b"0123abcd";
+                digits[position] = byte;
+                let one_by_one = digits
+                    .chunks_exact(2)
+                    .try_fold(0u32, |acc, pair| Some(acc << 8 | u32::from(hex_byte(pair[0], pair[1])?)));
+                assert_eq!(decode8(digits), one_by_one, "{digits:?}");
+            }
+        }
+        assert_eq!(decode8(*b"00f067aa"), Some(0x00f0_67aa));
+        assert_eq!(decode8(*b"ffffffff"), Some(u32::MAX));
+        assert_eq!(decode8(*b"9a9a9a9a"), Some(0x9a9a_9a9a));
     }
 
     #[test]
