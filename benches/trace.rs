@@ -77,5 +77,57 @@ fn context(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, traceparent, other_headers, context);
+/// What `TraceService::call` adds to a request, against the same service called bare: the
+/// service answers at once, so the difference is the layer's own cost per request.
+#[cfg(feature = "tower")]
+fn layer(c: &mut Criterion) {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+
+    use contextvars::trace::TraceLayer;
+    use http::{Request, Response};
+    use tower::{Layer, Service};
+
+    fn handler(_: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
+        ready(Ok(Response::new(())))
+    }
+    let request = || {
+        Request::get("/")
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .header("tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+            .body(())
+            .expect("request")
+    };
+    let mut group = c.benchmark_group("layer");
+    let mut bare = tower::service_fn(handler);
+    group.bench_function("call/without", |b| {
+        b.iter_batched(
+            request,
+            |r| futures::executor::block_on(bare.call(r)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    let mut traced = TraceLayer::new().layer(tower::service_fn(handler));
+    group.bench_function("call/with TraceLayer (traceparent)", |b| {
+        b.iter_batched(
+            request,
+            |r| futures::executor::block_on(traced.call(r)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("call/with TraceLayer (no headers)", |b| {
+        let empty = || Request::get("/").body(()).expect("request");
+        b.iter_batched(
+            empty,
+            |r| futures::executor::block_on(traced.call(r)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "tower"))]
+fn layer(_: &mut Criterion) {}
+
+criterion_group!(benches, traceparent, other_headers, context, layer);
 criterion_main!(benches);

@@ -219,10 +219,10 @@ impl TraceContext {
         trace_id: TraceId,
         tracestate: TraceState,
     ) -> Self {
-        let (id, source) = match (pinned, &incoming) {
-            (Some(id), _) => (id.to_owned(), IdSource::Header),
-            (None, Some(_)) => (trace_id.to_string(), IdSource::TraceParent),
-            (None, None) => (trace_id.to_string(), IdSource::Generated),
+        let (id, source): (Arc<str>, _) = match (pinned, &incoming) {
+            (Some(id), _) => (id.into(), IdSource::Header),
+            (None, Some(_)) => (trace_id.to_shared_str(), IdSource::TraceParent),
+            (None, None) => (trace_id.to_shared_str(), IdSource::Generated),
         };
         let continued = incoming.is_some();
         let traceparent = incoming.unwrap_or_else(|| TraceParent {
@@ -231,7 +231,7 @@ impl TraceContext {
             parent_id: random::span_id(),
             flags: TraceFlags::default(),
         });
-        let inner = Inner { id: CorrelationId(id.into()), source, traceparent, continued, tracestate };
+        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate };
         Self { inner: Arc::new(inner) }
     }
 

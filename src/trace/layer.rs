@@ -12,7 +12,7 @@ use crate::{Context, FutureExt};
 /// A `tower` layer that gives every request its [`TraceContext`].
 ///
 /// For each request, [`TraceService`] extracts the trace from the headers
-/// ([`TraceContext::extract`]), stores it in the request's extensions, and calls the inner
+/// ([`TraceContext::extract`]) and calls the inner
 /// service inside a snapshot of the current context with [`TRACE_CONTEXT`] set: the call
 /// itself, every poll of the response future, and every task spawned from it with the crate's
 /// helpers see it. The response carries the correlation ID back in `X-Trace-ID`. Nothing is
@@ -89,9 +89,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let trace = TraceContext::extract(request.headers());
-        request.extensions_mut().insert(trace.clone());
         let echo = http::HeaderValue::from_str(trace.trace_id().as_str()).ok();
         let mut context = Context::current().with_value(&TRACE_CONTEXT, trace);
         let inner = &mut self.inner;

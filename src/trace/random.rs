@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{SpanId, TraceId};
 
-const POOL: usize = 256;
+const POOL: usize = 4096;
 
 struct Pool {
     bytes: [u8; POOL],

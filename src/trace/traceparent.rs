@@ -107,6 +107,15 @@ macro_rules! id_impls {
 }
 
 id_impls!(TraceId, 16, u128);
+
+impl TraceId {
+    /// The 32 hex digits in a shared string, with one allocation.
+    pub(super) fn to_shared_str(self) -> std::sync::Arc<str> {
+        let mut out = [0; 32];
+        self.write_hex(&mut out);
+        ascii(&out).into()
+    }
+}
 id_impls!(SpanId, 8, u64);
 
 /// The 8 trace flags of a `traceparent`. Level 1 defines one, [`SAMPLED`](Self::SAMPLED).

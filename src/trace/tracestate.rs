@@ -69,7 +69,7 @@ impl TraceState {
     /// Only call it when the request's `traceparent` was valid: the specification forbids
     /// parsing `tracestate` otherwise.
     pub fn parse_headers<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut members: Vec<(&str, &str)> = Vec::new();
+        let mut members: Vec<(&str, &str)> = Vec::with_capacity(4);
         for value in values {
             for member in value.split(|&b| b == b',') {
                 let member = trim_ows(member);
@@ -83,12 +83,17 @@ impl TraceState {
         }
         drop_duplicated_keys(&mut members);
         truncate(&mut members);
-        Self::from_members(members)
+        Self::from_members(members.iter().copied())
     }
 
     /// The list of these members, already checked.
-    fn from_members<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut state = Self::new();
+    fn from_members<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let (mut count, mut len) = (0, 0);
+        for (key, value) in members.clone() {
+            count += 1;
+            len += key.len() + value.len() + 2;
+        }
+        let mut state = Self { text: String::with_capacity(len), members: Vec::with_capacity(count) };
         for (key, value) in members {
             if !state.text.is_empty() {
                 state.text.push(',');
@@ -160,7 +165,9 @@ impl TraceState {
             return Err(TraceStateError::Value);
         }
         let others = self.iter().filter(|(k, _)| *k != key);
-        Ok(Self::from_members(std::iter::once((key, value)).chain(others).take(MAX_TRACESTATE_MEMBERS)))
+        let members: Vec<(&str, &str)> =
+            std::iter::once((key, value)).chain(others).take(MAX_TRACESTATE_MEMBERS).collect();
+        Ok(Self::from_members(members.iter().copied()))
     }
 }
 
