@@ -10,8 +10,8 @@
 //! The same load then runs against a copy of the service that keeps the ID in a plain
 //! `thread_local!`, to show what goes wrong without context variables.
 //!
-//! Run with `cargo run --example request_tracing --features http,tower,log`. Exits non-zero
-//! if any check fails.
+//! Run with `cargo run --example request_tracing --all-features` (the minimal set is
+//! `--features http,tower,log`). Exits non-zero if any check fails.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
