@@ -27,10 +27,10 @@ fn trace_types_are_send_sync_and_unpin() {
 #[test]
 fn layer_types_follow_their_inner_service() {
     use contextvars::trace::{ResponseFuture, TraceLayer, TraceService};
+    fn send<T: Send>() {}
     send_sync_unpin::<TraceLayer>();
     send_sync_unpin::<TraceService<()>>();
     send_sync_unpin::<ResponseFuture<std::future::Ready<()>>>();
-    fn send<T: Send>() {}
     send::<ResponseFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
 }
 
