@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
+use super::{SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
 use crate::{Context, ContextVar, FutureExt, WithContext};
 
 /// The current request's [`TraceContext`]: the one slot that every log integration, the
@@ -61,7 +61,7 @@ struct Inner {
     id: CorrelationId,
     source: IdSource,
     /// The trace continued: the incoming `traceparent`, or a new one (version 00, a new
-    /// trace-id, a random parent-id, flags 00) when there was none or it was invalid.
+    /// trace-id, no parent-id, flags 00) when there was none or it was invalid.
     traceparent: TraceParent,
     /// `true` when `traceparent` came from a valid incoming header.
     continued: bool,
@@ -225,12 +225,10 @@ impl TraceContext {
             (None, None) => (trace_id.to_shared_str(), IdSource::Generated),
         };
         let continued = incoming.is_some();
-        let traceparent = incoming.unwrap_or_else(|| TraceParent {
-            version: 0,
-            trace_id,
-            parent_id: random::span_id(),
-            flags: TraceFlags::default(),
-        });
+        // A new trace has no parent: the parent-id is never shown nor sent (every outgoing
+        // call gets a fresh one), so no randomness is spent on it.
+        let traceparent =
+            incoming.unwrap_or_else(|| TraceParent::new(trace_id, SpanId::INVALID, TraceFlags::default()));
         let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate };
         Self { inner: Arc::new(inner) }
     }

@@ -7,7 +7,7 @@ use std::task::{Context as TaskContext, Poll};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use super::context::X_TRACE_ID;
+use super::http::X_TRACE_ID_NAME;
 use crate::WithContext;
 
 pin_project! {
@@ -37,7 +37,7 @@ where
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         if let Some(echo) = this.echo.take() {
-            response.headers_mut().insert(X_TRACE_ID, echo);
+            response.headers_mut().insert(X_TRACE_ID_NAME.clone(), echo);
         }
         Poll::Ready(Ok(response))
     }
