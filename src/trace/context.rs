@@ -350,7 +350,7 @@ impl fmt::Debug for TraceContext {
             .field("source", &self.inner.source)
             .field("traceparent", &self.inner.traceparent)
             .field("tracestate", &self.inner.tracestate)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

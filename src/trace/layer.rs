@@ -12,11 +12,11 @@ use crate::{Context, FutureExt};
 /// A `tower` layer that gives every request its [`TraceContext`].
 ///
 /// For each request, [`TraceService`] extracts the trace from the headers
-/// ([`TraceContext::extract`]) and calls the inner
-/// service inside a snapshot of the current context with [`TRACE_CONTEXT`] set: the call
-/// itself, every poll of the response future, and every task spawned from it with the crate's
-/// helpers see it. The response carries the correlation ID back in `X-Trace-ID`. Nothing is
-/// reset by hand: nothing leaks out of the request's own context.
+/// ([`TraceContext::extract`]) and calls the inner service inside a snapshot of the current
+/// context with [`TRACE_CONTEXT`] set: the call itself, every poll of the response future,
+/// and every task spawned from it with the crate's helpers see it, through
+/// [`TraceContext::current`]. The response carries the correlation ID back in `X-Trace-ID`.
+/// Nothing is reset by hand: nothing leaks out of the request's own context.
 ///
 /// # Examples
 ///
