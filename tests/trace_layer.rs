@@ -190,33 +190,35 @@ mod on_smol {
     fn hyper_on_smol_10k_requests_over_keep_alive() {
         const CONNECTIONS: usize = 20;
         const PER_CONNECTION: usize = 500;
-        for _ in 0..2 {
-            std::thread::spawn(|| smol::block_on(EXECUTOR.run(smol::future::pending::<()>())));
-        }
+        // Two executor threads, stopped at the end by closing `stop`.
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let stopped = stopped.clone();
+                // `recv` fails once `stop` is dropped: that is the signal.
+                std::thread::spawn(move || smol::block_on(EXECUTOR.run(stopped.recv())).is_err())
+            })
+            .collect();
         LogCapture::install().unwrap();
         let seen: Seen = Arc::from("smol");
         let echoed = smol::block_on(EXECUTOR.run(async {
             let down = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let down_address = down.local_addr().unwrap();
             let down_seen = Arc::clone(&seen);
-            EXECUTOR
-                .spawn(serve(down, move || {
-                    let seen = Arc::clone(&down_seen);
-                    let service = tower::service_fn(move |r| downstream(&r, &seen));
-                    hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
-                }))
-                .detach();
+            let down_server = EXECUTOR.spawn(serve(down, move || {
+                let seen = Arc::clone(&down_seen);
+                let service = tower::service_fn(move |r| downstream(&r, &seen));
+                hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+            }));
 
             let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let front_address = front.local_addr().unwrap();
             let front_seen = Arc::clone(&seen);
-            EXECUTOR
-                .spawn(serve(front, move || {
-                    let seen = Arc::clone(&front_seen);
-                    let service = tower::service_fn(move |r| handler(r, Arc::clone(&seen), down_address));
-                    hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
-                }))
-                .detach();
+            let front_server = EXECUTOR.spawn(serve(front, move || {
+                let seen = Arc::clone(&front_seen);
+                let service = tower::service_fn(move |r| handler(r, Arc::clone(&seen), down_address));
+                hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+            }));
 
             let clients: Vec<_> = (0..CONNECTIONS)
                 .map(|c| {
@@ -238,8 +240,16 @@ mod on_smol {
             for client in clients {
                 echoed.extend(client.await);
             }
+            // Stop both servers: dropping their tasks cancels the accept loops (the
+            // connections end as the clients', dropped with their tasks, close).
+            front_server.cancel().await;
+            down_server.cancel().await;
             echoed
         }));
+        drop(stop);
+        for worker in workers {
+            assert!(worker.join().unwrap(), "the executor thread stopped on the signal");
+        }
         check(
             &echoed,
             &seen,
