@@ -10,6 +10,7 @@
 //! ```text
 //! cargo bench --bench trace_layer --all-features
 //! TRACE_LAYER_ROUNDS=10 TRACE_LAYER_SECONDS=3 cargo bench --bench trace_layer --all-features
+//! TRACE_LAYER_ROUNDS=40 TRACE_LAYER_MILLIS=500 cargo bench --bench trace_layer --all-features
 //! TRACE_LAYER_SERVE=1 cargo bench --bench trace_layer --all-features   # serve only, for wrk
 //! ```
 
@@ -141,11 +142,12 @@ fn main() {
         }
     }
     let rounds = env("TRACE_LAYER_ROUNDS", 5);
-    let seconds = env("TRACE_LAYER_SECONDS", 2);
+    // Shorter rounds follow the machine's drifting load more closely.
+    let millis = env("TRACE_LAYER_MILLIS", 1000 * env("TRACE_LAYER_SECONDS", 2));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let local = tokio::task::LocalSet::new();
     let (mut without, mut with) = (Vec::new(), Vec::new());
-    println!("{CONNECTIONS} keep-alive connections, {rounds} rounds of {seconds} s per service");
+    println!("{CONNECTIONS} keep-alive connections, {rounds} rounds of {millis} ms per service");
     local.block_on(&runtime, async {
         // Warm up both.
         load(plain, Duration::from_millis(500)).await;
@@ -155,7 +157,7 @@ fn main() {
             for layered in order {
                 let address = if layered { traced } else { plain };
                 #[allow(clippy::cast_precision_loss)]
-                let rate = load(address, Duration::from_secs(seconds)).await as f64 / seconds as f64;
+                let rate = load(address, Duration::from_millis(millis)).await as f64 * 1000.0 / millis as f64;
                 println!(
                     "round {round}: {:<18} {rate:>9.0} req/s",
                     if layered { "with TraceLayer" } else { "without" }
