@@ -30,8 +30,8 @@ use smol::net::{TcpListener, TcpStream};
 use smol_hyper::rt::FuturesIo;
 use tower::Layer;
 
-const CONNECTIONS: usize = 16;
-const REQUESTS_PER_CONNECTION: usize = 20;
+const CONNECTIONS: usize = 64;
+const REQUESTS_PER_CONNECTION: usize = 5;
 
 /// The executor everything runs on: smol's, with two worker threads.
 static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
