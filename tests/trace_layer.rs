@@ -335,3 +335,47 @@ mod on_tokio {
         );
     }
 }
+
+mod in_process {
+    use std::future::{Ready, ready};
+
+    use contextvars::trace::TRACE_CONTEXT;
+    use tower::{Service, ServiceExt};
+
+    use super::*;
+
+    #[test]
+    fn errors_pass_through_and_nothing_leaks_to_the_caller() {
+        let mut service = TraceLayer::new().layer(tower::service_fn(|_: Request<()>| {
+            let seen = TraceContext::current().map(|t| t.trace_id().to_string());
+            ready(Err::<Response<()>, _>(seen))
+        }));
+        futures::executor::block_on(async {
+            let request = Request::get("/").header("x-trace-id", "failing-1").body(()).unwrap();
+            let future = service.ready().await.unwrap().call(request);
+            assert!(!TRACE_CONTEXT.is_set(), "the call ran in the request's context, not the caller's");
+            assert_eq!(future.await.unwrap_err(), Some("failing-1".to_string()));
+            assert!(!TRACE_CONTEXT.is_set());
+        });
+    }
+
+    #[test]
+    fn the_echo_replaces_a_handler_header_and_survives_an_unusable_id() {
+        fn handler(_: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
+            let mut response = Response::new(());
+            response.headers_mut().insert("x-trace-id", "set-by-handler".parse().unwrap());
+            ready(Ok(response))
+        }
+        let mut service = TraceLayer::new().layer(tower::service_fn(handler));
+        futures::executor::block_on(async {
+            let request = Request::get("/").header("x-trace-id", "pinned-2").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            assert_eq!(response.headers().get_all("x-trace-id").iter().collect::<Vec<_>>(), ["pinned-2"]);
+
+            let request = Request::get("/").header("x-trace-id", "bad\tvalue").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            let echoed = response.headers()["x-trace-id"].to_str().unwrap();
+            assert!(echoed.len() == 32 && echoed != "set-by-handler", "{echoed}");
+        });
+    }
+}
