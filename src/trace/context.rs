@@ -24,6 +24,18 @@ use crate::{Context, ContextVar, FutureExt, WithContext};
 pub static TRACE_CONTEXT: ContextVar<TraceContext> = ContextVar::new("trace_context");
 
 /// Where a request's correlation ID came from.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{IdSource, TraceContext};
+///
+/// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
+/// let source = |headers: &[(&str, &[u8])]| TraceContext::from_header_values(headers.iter().copied()).source();
+/// assert_eq!(source(&[("x-trace-id", b"job-7"), ("traceparent", tp)]), IdSource::Header);
+/// assert_eq!(source(&[("traceparent", tp)]), IdSource::TraceParent);
+/// assert_eq!(source(&[("traceparent", b"garbage")]), IdSource::Generated);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdSource {
@@ -253,6 +265,23 @@ impl TraceContext {
     }
 
     /// The incoming `traceparent`, if the request had a valid one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{TraceContext, TraceFlags};
+    ///
+    /// let trace = TraceContext::from_header_values([
+    ///     ("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..]),
+    ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
+    /// ]);
+    /// assert_eq!(trace.incoming_traceparent().unwrap().parent_id.to_string(), "00f067aa0ba902b7");
+    /// assert_eq!(trace.flags(), TraceFlags::SAMPLED);
+    /// assert_eq!(trace.tracestate().get("rojo"), Some("00f067aa0ba902b7"));
+    ///
+    /// let new = TraceContext::new_root();
+    /// assert!(new.incoming_traceparent().is_none() && new.tracestate().is_empty());
+    /// ```
     #[must_use]
     pub fn incoming_traceparent(&self) -> Option<&TraceParent> {
         self.inner.continued.then_some(&self.inner.traceparent)
@@ -319,6 +348,21 @@ impl TraceContext {
 
     /// Runs `f` with this trace as the current one (in [`TRACE_CONTEXT`]), restoring the
     /// previous one afterwards, also when `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{CurrentTraceId, TraceContext};
+    ///
+    /// // A queue consumer: each message is its own unit of work, with its own ID.
+    /// for message in ["a", "b"] {
+    ///     TraceContext::new_root().scope(|| {
+    ///         let id = TraceContext::current().unwrap().trace_id().to_string();
+    ///         assert_eq!(CurrentTraceId.to_string(), id, "handling {message}");
+    ///     });
+    /// }
+    /// assert_eq!(TraceContext::current(), None);
+    /// ```
     pub fn scope<R>(self, f: impl FnOnce() -> R) -> R {
         TRACE_CONTEXT.scope(self, f)
     }

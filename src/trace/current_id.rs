@@ -6,6 +6,14 @@ use super::TRACE_CONTEXT;
 
 /// What [`CurrentTraceId`] shows outside any request, so that orphaned log lines are easy
 /// to find.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{CurrentTraceId, NO_TRACE};
+///
+/// assert_eq!(CurrentTraceId.to_string(), NO_TRACE);
+/// ```
 pub const NO_TRACE: &str = "no-trace";
 
 /// Formats as the trace ID of the current request, or [`NO_TRACE`] outside any request.

@@ -59,7 +59,25 @@ impl<S> Layer<S> for TraceLayer {
     }
 }
 
-/// The service built by [`TraceLayer`].
+/// The service built by [`TraceLayer`]; see there for what it does.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{TraceContext, TraceService};
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+///
+/// # futures::executor::block_on(async {
+/// let handler = service_fn(|_req: Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(TraceContext::current().is_some()))
+/// });
+/// let service = TraceService::new(handler);
+/// let response = service.oneshot(Request::new(())).await.unwrap();
+/// assert!(*response.body());
+/// assert_eq!(response.headers()["x-trace-id"].len(), 32); // a generated ID
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct TraceService<S> {
     inner: S,

@@ -164,6 +164,30 @@ impl LogCapture {
     /// emitted outside a trace, and all the records of one request must carry one trace ID.
     /// Returns how many records were checked.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture};
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let record = |message: &str, trace_id: Option<&str>| CapturedRecord {
+    ///     level: log::Level::Info,
+    ///     target: "app".into(),
+    ///     message: message.into(),
+    ///     trace_id: trace_id.map(Into::into),
+    /// };
+    /// let request_of = |r: &CapturedRecord| r.message.split(' ').next().map(str::to_owned);
+    ///
+    /// let good = [record("r1 start", Some("a")), record("r1 done", Some("a")), record("r2 start", Some("b"))];
+    /// assert_eq!(LogCapture::check(&good, request_of), Ok(3));
+    ///
+    /// let lost = [record("r1 start", Some("a")), record("r1 worker", None)];
+    /// assert!(matches!(LogCapture::check(&lost, request_of), Err(CaptureError::NoTraceId { .. })));
+    ///
+    /// let mixed = [record("r1 start", Some("a")), record("r1 done", Some("b"))];
+    /// assert!(matches!(LogCapture::check(&mixed, request_of), Err(CaptureError::MixedIds { .. })));
+    /// ```
+    ///
     /// # Errors
     ///
     /// The first record emitted inside a request without a trace ID, or the first request
@@ -213,6 +237,15 @@ impl Log for LogCapture {
 }
 
 /// Why [`LogCapture::check`] failed.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::log::CaptureError;
+///
+/// let error = CaptureError::NoTraceId { message: "req=1 worker".into() };
+/// assert_eq!(error.to_string(), r#"record emitted inside a request has no trace id: "req=1 worker""#);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureError {

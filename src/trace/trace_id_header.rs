@@ -3,6 +3,15 @@
 use std::fmt;
 
 /// The longest `X-Trace-ID` accepted, in bytes.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{MAX_TRACE_ID_LEN, parse_trace_id_header};
+///
+/// assert!(parse_trace_id_header(&[b'x'; MAX_TRACE_ID_LEN]).is_some());
+/// assert!(parse_trace_id_header(&[b'x'; MAX_TRACE_ID_LEN + 1]).is_none());
+/// ```
 pub const MAX_TRACE_ID_LEN: usize = 128;
 
 /// The correlation ID an `X-Trace-ID` header value carries, or `None` when it is unusable
@@ -54,6 +63,16 @@ pub fn check_trace_id_header(value: &[u8]) -> Result<&str, TraceIdHeaderError> {
 }
 
 /// Why an `X-Trace-ID` header value is ignored.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{check_trace_id_header, TraceIdHeaderError};
+///
+/// let error = check_trace_id_header(b"id\r\nforged").unwrap_err();
+/// assert_eq!(error, TraceIdHeaderError::Byte { byte: b'\r', position: 2 });
+/// assert_eq!(error.to_string(), "x-trace-id has byte 0x0d at 2, not visible ascii");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceIdHeaderError {

@@ -217,12 +217,39 @@ pub struct TraceParent {
 
 impl TraceParent {
     /// A version `00` `traceparent`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{SpanId, TraceFlags, TraceId, TraceParent};
+    ///
+    /// let parent = TraceParent::new(TraceId::from_bytes([0xab; 16]), SpanId::from_bytes([1; 8]), TraceFlags::SAMPLED);
+    /// assert_eq!(parent.to_string(), format!("00-{}-0101010101010101-01", "ab".repeat(16)));
+    /// assert!(parent.is_valid());
+    /// ```
     #[must_use]
     pub const fn new(trace_id: TraceId, parent_id: SpanId, flags: TraceFlags) -> Self {
         Self { version: 0, trace_id, parent_id, flags }
     }
 
     /// Parses one `traceparent` header value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{TraceParent, TraceParentError};
+    ///
+    /// let parsed = TraceParent::parse(b" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00\t").unwrap();
+    /// assert!(!parsed.flags.is_sampled());
+    /// assert_eq!(
+    ///     TraceParent::parse(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+    ///     Err(TraceParentError::ZeroTraceId),
+    /// );
+    /// assert_eq!(
+    ///     TraceParent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
+    ///     Err(TraceParentError::Length),
+    /// );
+    /// ```
     ///
     /// # Errors
     ///
@@ -333,6 +360,16 @@ impl fmt::Display for TraceParent {
 }
 
 /// Why a `traceparent` could not be used.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{TraceParent, TraceParentError};
+///
+/// let error = TraceParent::parse(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").unwrap_err();
+/// assert_eq!(error, TraceParentError::TraceId);
+/// assert_eq!(error.to_string(), "traceparent trace-id is not 32 lowercase hex digits");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceParentError {
@@ -384,6 +421,15 @@ impl fmt::Display for TraceParentError {
 impl std::error::Error for TraceParentError {}
 
 /// Why a [`TraceId`] or [`SpanId`] could not be parsed.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{ParseIdError, SpanId};
+///
+/// assert_eq!("00f067aa".parse::<SpanId>(), Err(ParseIdError::Length));
+/// assert_eq!("00F067AA0BA902B7".parse::<SpanId>().unwrap_err().to_string(), "id is not lowercase hex");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseIdError {

@@ -5,6 +5,16 @@ use std::fmt;
 use super::traceparent::trim_ows;
 
 /// The most list members a `tracestate` may hold.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{MAX_TRACESTATE_MEMBERS, TraceState};
+///
+/// let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
+/// let state = TraceState::parse_headers([many.join(",").as_bytes()]);
+/// assert_eq!(state.len(), MAX_TRACESTATE_MEMBERS);
+/// ```
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 
 /// Members longer than this are the first dropped when a list is cut to
@@ -68,6 +78,17 @@ impl TraceState {
     ///
     /// Only call it when the request's `traceparent` was valid: the specification forbids
     /// parsing `tracestate` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceState;
+    ///
+    /// let state = TraceState::parse_headers([&b"a=1,b=2,a=3"[..], b" , c=x y ,bad key=1"]);
+    /// assert_eq!(state.as_str(), "b=2,c=x y");
+    /// assert_eq!(state.iter().collect::<Vec<_>>(), [("b", "2"), ("c", "x y")]);
+    /// assert_eq!((state.len(), state.get("a")), (2, None));
+    /// ```
     pub fn parse_headers<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut members: Vec<(&str, &str)> = Vec::with_capacity(4);
         for value in values {
@@ -185,6 +206,15 @@ impl fmt::Display for TraceState {
 }
 
 /// Why a `tracestate` member is invalid.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{TraceState, TraceStateError};
+///
+/// let error = TraceState::new().with_member("vendor", "").unwrap_err();
+/// assert_eq!((error, error.to_string()), (TraceStateError::Value, "invalid tracestate value".to_string()));
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceStateError {
