@@ -62,6 +62,13 @@ impl<F> WithContext<F> {
     }
 }
 
+impl<F> std::fmt::Debug for WithContext<F> {
+    /// Shows the context (its variables' names), not the inner future.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithContext").field("context", &self.context).finish_non_exhaustive()
+    }
+}
+
 impl<F: std::future::Future> std::future::Future for WithContext<F> {
     type Output = F::Output;
 

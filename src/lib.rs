@@ -12,6 +12,8 @@ pub mod hamt;
 mod spawn;
 pub mod thread;
 mod token;
+#[cfg(feature = "trace")]
+pub mod trace;
 mod var;
 
 pub use context::{Context, Iter, copy_context};

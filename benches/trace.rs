@@ -1,0 +1,133 @@
+//! The request-boundary costs of `contextvars::trace`: parsing and formatting `traceparent`,
+//! processing `tracestate`, checking an `X-Trace-ID`, and with the `http` feature extracting
+//! a `TraceContext` from a `HeaderMap` and injecting the outgoing headers.
+//!
+//! `cargo bench --bench trace --all-features`; results in BENCHMARKS-trace.md.
+
+use std::hint::black_box;
+
+use contextvars::trace::{TraceContext, TraceParent, TraceState, parse_trace_id_header};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const TRACEPARENT: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACESTATE: &[u8] = b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,vendor@tenant=opaque-value";
+
+fn traceparent(c: &mut Criterion) {
+    let mut group = c.benchmark_group("traceparent");
+    group.bench_function("parse", |b| b.iter(|| TraceParent::parse(black_box(TRACEPARENT))));
+    group.bench_function("parse/invalid (uppercase trace-id)", |b| {
+        let bad = b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
+        b.iter(|| TraceParent::parse(black_box(bad)));
+    });
+    let parsed = TraceParent::parse(TRACEPARENT).expect("valid");
+    group.bench_function("format (to_string)", |b| b.iter(|| black_box(&parsed).to_string()));
+    group.finish();
+}
+
+fn other_headers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("headers");
+    group.bench_function("tracestate/parse 3 members", |b| {
+        b.iter(|| TraceState::parse_headers([black_box(TRACESTATE)]));
+    });
+    let state = TraceState::parse_headers([TRACESTATE]);
+    group.bench_function("tracestate/format 3 members", |b| b.iter(|| black_box(&state).to_string()));
+    group.bench_function("x-trace-id/check 36 bytes", |b| {
+        b.iter(|| parse_trace_id_header(black_box(b"7c9e6679-7425-40de-944b-e07fc1f90ae7")));
+    });
+    group.finish();
+}
+
+fn context(c: &mut Criterion) {
+    let mut group = c.benchmark_group("trace_context");
+    group.bench_function("from_header_values/traceparent+tracestate", |b| {
+        b.iter(|| {
+            TraceContext::from_header_values(black_box([
+                ("traceparent", TRACEPARENT),
+                ("tracestate", TRACESTATE),
+            ]))
+        });
+    });
+    group.bench_function("new_root (random ids)", |b| b.iter(TraceContext::new_root));
+    #[cfg(feature = "http")]
+    {
+        use http::HeaderMap;
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            "traceparent",
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        incoming
+            .insert("tracestate", http::HeaderValue::from_static("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
+        incoming.insert("accept", http::HeaderValue::from_static("*/*"));
+        group.bench_function("extract/traceparent+tracestate", |b| {
+            b.iter(|| TraceContext::extract(black_box(&incoming)));
+        });
+        let mut pinned = HeaderMap::new();
+        pinned.insert("x-trace-id", http::HeaderValue::from_static("checkout-42"));
+        group.bench_function("extract/x-trace-id", |b| b.iter(|| TraceContext::extract(black_box(&pinned))));
+        group.bench_function("extract/no headers (generates an id)", |b| {
+            let empty = HeaderMap::new();
+            b.iter(|| TraceContext::extract(black_box(&empty)));
+        });
+        let trace = TraceContext::extract(&incoming);
+        group.bench_function("inject", |b| {
+            b.iter_batched_ref(HeaderMap::new, |out| trace.inject(out), criterion::BatchSize::SmallInput);
+        });
+    }
+    group.finish();
+}
+
+/// What `TraceService::call` adds to a request, against the same service called bare: the
+/// service answers at once, so the difference is the layer's own cost per request.
+#[cfg(feature = "tower")]
+fn layer(c: &mut Criterion) {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+
+    use contextvars::trace::TraceLayer;
+    use http::{Request, Response};
+    use tower::{Layer, Service};
+
+    fn handler(_: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
+        ready(Ok(Response::new(())))
+    }
+    let request = || {
+        Request::get("/")
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .header("tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+            .body(())
+            .expect("request")
+    };
+    let mut group = c.benchmark_group("layer");
+    let mut bare = tower::service_fn(handler);
+    group.bench_function("call/without", |b| {
+        b.iter_batched(
+            request,
+            |r| futures::executor::block_on(bare.call(r)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    let mut traced = TraceLayer::new().layer(tower::service_fn(handler));
+    group.bench_function("call/with TraceLayer (traceparent)", |b| {
+        b.iter_batched(
+            request,
+            |r| futures::executor::block_on(traced.call(r)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("call/with TraceLayer (no headers)", |b| {
+        let empty = || Request::get("/").body(()).expect("request");
+        b.iter_batched(
+            empty,
+            |r| futures::executor::block_on(traced.call(r)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "tower"))]
+fn layer(_: &mut Criterion) {}
+
+criterion_group!(benches, traceparent, other_headers, context, layer);
+criterion_main!(benches);

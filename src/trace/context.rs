@@ -1,0 +1,404 @@
+//! [`TraceContext`]: what a request knows about the trace it belongs to, and
+//! [`TRACE_CONTEXT`], the slot that holds it.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
+use crate::{Context, ContextVar, FutureExt, WithContext};
+
+/// The current request's [`TraceContext`]: the one slot that every log integration, the
+/// middleware and other libraries share.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{TraceContext, TRACE_CONTEXT};
+///
+/// assert!(TRACE_CONTEXT.get().is_none());
+/// let token = TRACE_CONTEXT.set(TraceContext::new_root());
+/// assert!(TraceContext::current().is_some());
+/// TRACE_CONTEXT.reset(token).unwrap();
+/// ```
+pub static TRACE_CONTEXT: ContextVar<TraceContext> = ContextVar::new("trace_context");
+
+/// Where a request's correlation ID came from.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{IdSource, TraceContext};
+///
+/// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
+/// let source = |headers: &[(&str, &[u8])]| TraceContext::from_header_values(headers.iter().copied()).source();
+/// assert_eq!(source(&[("x-trace-id", b"job-7"), ("traceparent", tp)]), IdSource::Header);
+/// assert_eq!(source(&[("traceparent", tp)]), IdSource::TraceParent);
+/// assert_eq!(source(&[("traceparent", b"garbage")]), IdSource::Generated);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdSource {
+    /// A valid `X-Trace-ID` header.
+    Header,
+    /// The trace-id of a valid W3C `traceparent` header.
+    TraceParent,
+    /// Generated here: no usable header, or a unit of background work.
+    Generated,
+}
+
+/// The trace a request belongs to: its correlation ID (what log lines show), the W3C trace it
+/// continues, and the vendors' `tracestate`. Cloning is one reference-count increment.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{IdSource, TraceContext};
+///
+/// let pinned = TraceContext::from_header_values([("x-trace-id", &b"checkout-42"[..])]);
+/// assert_eq!(pinned.trace_id().as_str(), "checkout-42");
+/// assert_eq!(pinned.source(), IdSource::Header);
+///
+/// let garbage = TraceContext::from_header_values([("x-trace-id", &b"evil\r\nforged line"[..])]);
+/// assert_eq!(garbage.source(), IdSource::Generated);
+/// assert_eq!(garbage.trace_id().as_str().len(), 32);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(PartialEq, Eq)]
+struct Inner {
+    id: CorrelationId,
+    source: IdSource,
+    /// The trace continued: the incoming `traceparent`, or a new one (version 00, a new
+    /// trace-id, no parent-id, flags 00) when there was none or it was invalid.
+    traceparent: TraceParent,
+    /// `true` when `traceparent` came from a valid incoming header.
+    continued: bool,
+    tracestate: TraceState,
+}
+
+/// A request's correlation ID: at most 128 bytes of visible ASCII without spaces.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::TraceContext;
+///
+/// let trace = TraceContext::new_root();
+/// let id = trace.trace_id();
+/// assert_eq!(id.to_string(), id.as_str());
+/// assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationId(Arc<str>);
+
+impl CorrelationId {
+    /// The ID as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl AsRef<str> for CorrelationId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TraceContext {
+    /// A new trace with a generated ID, for work that no request started: a scheduler tick,
+    /// a queue message, a background job. Each unit of work should get its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{IdSource, TraceContext};
+    ///
+    /// let a = TraceContext::new_root();
+    /// let b = TraceContext::new_root();
+    /// assert_ne!(a.trace_id(), b.trace_id());
+    /// assert_eq!(a.source(), IdSource::Generated);
+    /// assert_eq!(a.trace_id().as_str(), a.w3c_trace_id().to_string());
+    /// ```
+    #[must_use]
+    pub fn new_root() -> Self {
+        let trace_id = random::trace_id();
+        Self::build(None, None, trace_id, TraceState::default())
+    }
+
+    /// The trace context of the current request, if there is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// assert_eq!(TraceContext::current(), None);
+    /// let trace = TraceContext::new_root();
+    /// assert_eq!(trace.clone().scope(TraceContext::current), Some(trace));
+    /// ```
+    #[must_use]
+    pub fn current() -> Option<Self> {
+        TRACE_CONTEXT.get()
+    }
+
+    /// Builds the context of an incoming request from its headers, given as (name, value)
+    /// pairs in the order received; names are matched case-insensitively and other headers
+    /// are skipped. Never fails: unusable headers are ignored.
+    ///
+    /// - `X-Trace-ID` is used when exactly one is present and it is valid.
+    /// - `traceparent` is parsed strictly (W3C Trace Context, level 1); more than one
+    ///   `traceparent` header, or an invalid one, restarts the trace with a new trace-id.
+    /// - `tracestate` headers are combined in order, and kept only when the `traceparent`
+    ///   was valid, as the W3C processing model requires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{IdSource, TraceContext};
+    ///
+    /// let trace = TraceContext::from_header_values([
+    ///     ("TraceParent", &b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..]),
+    ///     ("tracestate", &b"congo=t61rcWkgMzE"[..]),
+    ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
+    /// ]);
+    /// assert_eq!(trace.source(), IdSource::TraceParent);
+    /// assert_eq!(trace.tracestate().to_string(), "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    /// ```
+    pub fn from_header_values<'a, N>(headers: impl IntoIterator<Item = (N, &'a [u8])>) -> Self
+    where
+        N: AsRef<str>,
+    {
+        let mut x_trace_ids = Vec::new();
+        let mut traceparents = Vec::new();
+        let mut tracestates = Vec::new();
+        for (name, value) in headers {
+            let name = name.as_ref();
+            if name.eq_ignore_ascii_case(X_TRACE_ID) {
+                x_trace_ids.push(value);
+            } else if name.eq_ignore_ascii_case(TRACEPARENT) {
+                traceparents.push(value);
+            } else if name.eq_ignore_ascii_case(TRACESTATE) {
+                tracestates.push(value);
+            }
+        }
+        Self::from_parts(x_trace_ids.into_iter(), traceparents.into_iter(), tracestates.into_iter())
+    }
+
+    /// [`from_header_values`](Self::from_header_values) with the three headers' values
+    /// already looked up.
+    pub(crate) fn from_parts<'a>(
+        mut x_trace_ids: impl Iterator<Item = &'a [u8]>,
+        traceparents: impl Iterator<Item = &'a [u8]>,
+        tracestates: impl Iterator<Item = &'a [u8]>,
+    ) -> Self {
+        // Several `X-Trace-ID` headers are ambiguous: all are ignored.
+        let pinned = match (x_trace_ids.next(), x_trace_ids.next()) {
+            (Some(one), None) => parse_trace_id_header(one),
+            _ => None,
+        };
+        if let Ok(traceparent) = TraceParent::parse_all(traceparents) {
+            // `tracestate` is only looked at when the `traceparent` is valid.
+            let tracestate = TraceState::parse_headers(tracestates);
+            Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
+        } else {
+            // A new trace (none, several or an invalid `traceparent`): reuse a pinned ID as
+            // the trace-id when it is a valid one (32 lowercase hex digits, not all zeros).
+            let trace_id = pinned.and_then(|id| id.parse::<TraceId>().ok()).unwrap_or_else(random::trace_id);
+            Self::build(pinned, None, trace_id, TraceState::default())
+        }
+    }
+
+    fn build(
+        pinned: Option<&str>,
+        incoming: Option<TraceParent>,
+        trace_id: TraceId,
+        tracestate: TraceState,
+    ) -> Self {
+        let (id, source): (Arc<str>, _) = match (pinned, &incoming) {
+            (Some(id), _) => (id.into(), IdSource::Header),
+            (None, Some(_)) => (trace_id.to_shared_str(), IdSource::TraceParent),
+            (None, None) => (trace_id.to_shared_str(), IdSource::Generated),
+        };
+        let continued = incoming.is_some();
+        // A new trace has no parent: the parent-id is never shown nor sent (every outgoing
+        // call gets a fresh one), so no randomness is spent on it.
+        let traceparent =
+            incoming.unwrap_or_else(|| TraceParent::new(trace_id, SpanId::INVALID, TraceFlags::default()));
+        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The correlation ID that log lines show.
+    #[must_use]
+    pub fn trace_id(&self) -> &CorrelationId {
+        &self.inner.id
+    }
+
+    /// Where [`trace_id`](Self::trace_id) came from.
+    #[must_use]
+    pub fn source(&self) -> IdSource {
+        self.inner.source
+    }
+
+    /// The W3C trace-id sent downstream. Equal to the correlation ID unless an `X-Trace-ID`
+    /// header pinned something else.
+    #[must_use]
+    pub fn w3c_trace_id(&self) -> TraceId {
+        self.inner.traceparent.trace_id
+    }
+
+    /// The incoming `traceparent`, if the request had a valid one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{TraceContext, TraceFlags};
+    ///
+    /// let trace = TraceContext::from_header_values([
+    ///     ("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..]),
+    ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
+    /// ]);
+    /// assert_eq!(trace.incoming_traceparent().unwrap().parent_id.to_string(), "00f067aa0ba902b7");
+    /// assert_eq!(trace.flags(), TraceFlags::SAMPLED);
+    /// assert_eq!(trace.tracestate().get("rojo"), Some("00f067aa0ba902b7"));
+    ///
+    /// let new = TraceContext::new_root();
+    /// assert!(new.incoming_traceparent().is_none() && new.tracestate().is_empty());
+    /// ```
+    #[must_use]
+    pub fn incoming_traceparent(&self) -> Option<&TraceParent> {
+        self.inner.continued.then_some(&self.inner.traceparent)
+    }
+
+    /// The trace flags received (or `00` for a new trace), passed on unchanged.
+    #[must_use]
+    pub fn flags(&self) -> TraceFlags {
+        self.inner.traceparent.flags
+    }
+
+    /// The vendors' `tracestate`, as received (invalid members dropped).
+    #[must_use]
+    pub fn tracestate(&self) -> &TraceState {
+        &self.inner.tracestate
+    }
+
+    /// The `traceparent` for one outgoing call: the same trace-id and flags, a new random
+    /// parent-id, version 00.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let trace = TraceContext::new_root();
+    /// let (a, b) = (trace.outgoing_traceparent(), trace.outgoing_traceparent());
+    /// assert_eq!((a.trace_id, b.trace_id), (trace.w3c_trace_id(), trace.w3c_trace_id()));
+    /// assert_ne!(a.parent_id, b.parent_id);
+    /// ```
+    #[must_use]
+    pub fn outgoing_traceparent(&self) -> TraceParent {
+        self.inner.traceparent.child(random::span_id())
+    }
+
+    /// The headers one outgoing call carries, as (lowercase name, value) pairs:
+    /// `traceparent`, `tracestate` (when not empty) and `x-trace-id`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let trace = TraceContext::from_header_values([("x-trace-id", &b"job-7"[..])]);
+    /// let headers = trace.outgoing_headers();
+    /// assert_eq!(headers[0].0, "traceparent");
+    /// assert_eq!(headers.last().unwrap(), &("x-trace-id", "job-7".to_string()));
+    ///
+    /// // the next service picks the same correlation ID
+    /// let next = TraceContext::from_header_values(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    /// assert_eq!(next.trace_id(), trace.trace_id());
+    /// assert_eq!(next.w3c_trace_id(), trace.w3c_trace_id());
+    /// ```
+    #[must_use]
+    pub fn outgoing_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::with_capacity(3);
+        headers.push((TRACEPARENT, self.outgoing_traceparent().to_string()));
+        if !self.inner.tracestate.is_empty() {
+            headers.push((TRACESTATE, self.inner.tracestate.to_string()));
+        }
+        headers.push((X_TRACE_ID, self.inner.id.to_string()));
+        headers
+    }
+
+    /// Runs `f` with this trace as the current one (in [`TRACE_CONTEXT`]), restoring the
+    /// previous one afterwards, also when `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{CurrentTraceId, TraceContext};
+    ///
+    /// // A queue consumer: each message is its own unit of work, with its own ID.
+    /// for message in ["a", "b"] {
+    ///     TraceContext::new_root().scope(|| {
+    ///         let id = TraceContext::current().unwrap().trace_id().to_string();
+    ///         assert_eq!(CurrentTraceId.to_string(), id, "handling {message}");
+    ///     });
+    /// }
+    /// assert_eq!(TraceContext::current(), None);
+    /// ```
+    pub fn scope<R>(self, f: impl FnOnce() -> R) -> R {
+        TRACE_CONTEXT.scope(self, f)
+    }
+
+    /// Wraps `fut` so that it runs in a snapshot of the current context with this trace in
+    /// it: every poll, and every task it spawns with the crate's helpers, sees this trace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let trace = TraceContext::new_root();
+    /// let seen = trace.clone().instrument(async { TraceContext::current() }).await;
+    /// assert_eq!(seen, Some(trace));
+    /// assert_eq!(TraceContext::current(), None);
+    /// # });
+    /// ```
+    pub fn instrument<F: Future>(self, fut: F) -> WithContext<F> {
+        fut.with_context(Context::current().with_value(&TRACE_CONTEXT, self))
+    }
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &self.inner.id)
+            .field("source", &self.inner.source)
+            .field("traceparent", &self.inner.traceparent)
+            .field("tracestate", &self.inner.tracestate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Header names, lowercase as HTTP/2 and the `http` crate spell them.
+pub(crate) const X_TRACE_ID: &str = "x-trace-id";
+pub(crate) const TRACEPARENT: &str = "traceparent";
+pub(crate) const TRACESTATE: &str = "tracestate";

@@ -1,0 +1,66 @@
+//! Request tracing on top of context variables: one trace ID per request, in every log line
+//! the request produces and in every call it makes to other services.
+//!
+//! At the request boundary, [`TraceContext::extract`] (or [`TraceContext::from_header_values`]
+//! without the `http` crate) picks the request's correlation ID, in this order:
+//!
+//! 1. an `X-Trace-ID` header, which lets a proxy or a test pin the value: used as it is when
+//!    it is 1 to 128 bytes of visible ASCII without spaces, ignored otherwise (a CR, LF or any
+//!    control byte could forge log lines);
+//! 2. else the trace-id of a valid W3C `traceparent` header;
+//! 3. else a new random UUID v4, as 32 lowercase hex digits (so also a valid W3C trace-id).
+//!
+//! The context is stored in [`TRACE_CONTEXT`], the one shared slot that log integrations and
+//! other libraries read: [`TraceContext::current`], [`CurrentTraceId`] for formatters.
+//! Outgoing calls carry it on with [`TraceContext::inject`] (or
+//! [`TraceContext::outgoing_headers`]): a `traceparent` with the same trace-id, a new parent-id
+//! and the incoming flags, the incoming `tracestate`, and the `X-Trace-ID`.
+//!
+//! The service continues traces but records no spans: it never changes the sampled flag and
+//! never adds its own `tracestate` member.
+//!
+//! # Examples
+//!
+//! ```
+//! use contextvars::trace::{CurrentTraceId, TraceContext};
+//!
+//! let incoming = [("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..])];
+//! let trace = TraceContext::from_header_values(incoming);
+//! assert_eq!(trace.trace_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//!
+//! trace.scope(|| {
+//!     // what a log formatter prints, without anyone passing the ID along
+//!     assert_eq!(CurrentTraceId.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! });
+//! assert_eq!(CurrentTraceId.to_string(), "no-trace");
+//! ```
+
+mod context;
+mod current_id;
+mod random;
+mod trace_id_header;
+mod traceparent;
+mod tracestate;
+
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "tower")]
+mod layer;
+#[cfg(feature = "log")]
+pub mod log;
+#[cfg(feature = "tower")]
+mod response_future;
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
+pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
+pub use current_id::{CurrentTraceId, NO_TRACE};
+#[cfg(feature = "tower")]
+pub use layer::{TraceLayer, TraceService};
+#[cfg(feature = "tower")]
+pub use response_future::ResponseFuture;
+pub use trace_id_header::{
+    MAX_TRACE_ID_LEN, TraceIdHeaderError, check_trace_id_header, parse_trace_id_header,
+};
+pub use traceparent::{ParseIdError, SpanId, TraceFlags, TraceId, TraceParent, TraceParentError};
+pub use tracestate::{MAX_TRACESTATE_MEMBERS, TraceState, TraceStateError};

@@ -1,0 +1,52 @@
+//! The auto traits of the public types of `contextvars::trace`: everything crosses threads,
+//! so a trace can follow a request onto any worker.
+
+#![cfg(feature = "trace")]
+
+fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+
+#[test]
+fn trace_types_are_send_sync_and_unpin() {
+    use contextvars::trace::*;
+    send_sync_unpin::<TraceContext>();
+    send_sync_unpin::<CorrelationId>();
+    send_sync_unpin::<IdSource>();
+    send_sync_unpin::<CurrentTraceId>();
+    send_sync_unpin::<TraceParent>();
+    send_sync_unpin::<TraceId>();
+    send_sync_unpin::<SpanId>();
+    send_sync_unpin::<TraceFlags>();
+    send_sync_unpin::<TraceState>();
+    send_sync_unpin::<TraceParentError>();
+    send_sync_unpin::<ParseIdError>();
+    send_sync_unpin::<TraceStateError>();
+    send_sync_unpin::<TraceIdHeaderError>();
+}
+
+#[cfg(feature = "tower")]
+#[test]
+fn layer_types_follow_their_inner_service() {
+    use contextvars::trace::{ResponseFuture, TraceLayer, TraceService};
+    fn send<T: Send>() {}
+    send_sync_unpin::<TraceLayer>();
+    send_sync_unpin::<TraceService<()>>();
+    send_sync_unpin::<ResponseFuture<std::future::Ready<()>>>();
+    send::<ResponseFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
+}
+
+#[cfg(feature = "log")]
+#[test]
+fn log_types_are_send_and_sync() {
+    use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture, TraceIdLogger};
+    send_sync_unpin::<LogCapture>();
+    send_sync_unpin::<CapturedRecord>();
+    send_sync_unpin::<CaptureError>();
+    send_sync_unpin::<TraceIdLogger<LogCapture>>();
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn tracing_types_are_send_and_sync() {
+    use contextvars::trace::tracing::TraceIdFormat;
+    send_sync_unpin::<TraceIdFormat<tracing_subscriber::fmt::format::Format>>();
+}

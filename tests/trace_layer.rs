@@ -1,0 +1,381 @@
+//! `TraceLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
+//! Tokio. Thousands of requests over keep-alive connections with mixed headers; every
+//! response must carry the ID its request should get, and every log line the handler emits
+//! (after an await, in a spawned task, on a blocking pool, in a downstream service) must
+//! carry that same ID and no other.
+
+#![cfg(all(feature = "tower", feature = "http", feature = "log"))]
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use contextvars::trace::log::{CapturedRecord, LogCapture};
+use contextvars::trace::{TraceContext, TraceLayer};
+use contextvars::{Context, FutureExt};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Response};
+use tower::Layer;
+
+/// The tag that starts every log line of one test (the tests share the process's logger).
+type Seen = Arc<str>;
+
+/// A log line from inside request `request`: `<tag> req=<n> at=<place>`. The installed
+/// [`LogCapture`] stores it with the trace ID current when it is emitted.
+fn record(seen: &Seen, request: usize, place: &'static str) {
+    log::info!("{seen} req={request} at={place}");
+}
+
+/// The request number and place of one of the test's log lines.
+fn parse_line(record: &CapturedRecord) -> Option<(usize, &str)> {
+    let mut words = record.message.splitn(3, ' ').skip(1);
+    let request = words.next()?.strip_prefix("req=")?.parse().ok()?;
+    let place = words.next()?.strip_prefix("at=")?;
+    Some((request, place))
+}
+
+fn request_number(path: &str) -> usize {
+    path.rsplit('/').next().and_then(|n| n.parse().ok()).expect("path ends in a request number")
+}
+
+/// The headers request `n` sends, and the ID it must get (`None`: a generated one).
+fn headers_for(n: usize) -> (Vec<(&'static str, String)>, Option<String>) {
+    match n % 6 {
+        0 => (vec![("x-trace-id", format!("pinned-{n}"))], Some(format!("pinned-{n}"))),
+        1 => {
+            let trace_id = format!("{:032x}", 0x5eed_0000 + n);
+            (vec![("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))], Some(trace_id))
+        }
+        2 => {
+            // Both: X-Trace-ID wins.
+            let traceparent = format!("00-{:032x}-00f067aa0ba902b7-00", 0xfeed_0000 + n);
+            (
+                vec![("x-trace-id", format!("both-{n}")), ("traceparent", traceparent)],
+                Some(format!("both-{n}")),
+            )
+        }
+        3 => (vec![], None),
+        4 => (vec![("x-trace-id", "with space".into()), ("traceparent", "00-BAD".into())], None),
+        _ => {
+            // An invalid X-Trace-ID falls through to a valid traceparent.
+            let trace_id = format!("{:032x}", 0xcafe_0000 + n);
+            let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+            (vec![("x-trace-id", "x".repeat(129)), ("traceparent", traceparent)], Some(trace_id))
+        }
+    }
+}
+
+fn is_generated(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Sends request `n` on a keep-alive connection; returns the echoed `x-trace-id`.
+async fn send(sender: &mut SendRequest<Empty<Bytes>>, n: usize) -> String {
+    let (headers, _) = headers_for(n);
+    let mut request =
+        Request::get(format!("/work/{n}")).header("host", "localhost").body(Empty::new()).unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(name, value.parse().unwrap());
+    }
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let echoed = response.headers()["x-trace-id"].to_str().unwrap().to_string();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, echoed.as_bytes(), "request {n}: the handler saw another ID than the one echoed");
+    echoed
+}
+
+/// Checks the echoed IDs against the headers sent, and every recorded sighting against them.
+fn check(echoed: &HashMap<usize, String>, seen: &Seen, requests: usize, places: &[&str]) {
+    assert_eq!(echoed.len(), requests);
+    for (n, id) in echoed {
+        match headers_for(*n).1 {
+            Some(expected) => assert_eq!(id, &expected, "request {n}"),
+            None => assert!(is_generated(id), "request {n} got {id:?}"),
+        }
+    }
+    let distinct: HashSet<&String> = echoed.values().collect();
+    assert_eq!(distinct.len(), requests, "every request has its own ID");
+
+    let records: Vec<CapturedRecord> = LogCapture::install()
+        .unwrap()
+        .records()
+        .into_iter()
+        .filter(|r| r.message.starts_with(&format!("{seen} ")))
+        .collect();
+    assert_eq!(records.len(), requests * places.len(), "every place logged for every request");
+    // No line inside a request without an ID, no request with two IDs...
+    assert_eq!(LogCapture::check(&records, |r| parse_line(r).map(|(n, _)| n)), Ok(records.len()));
+    // ... and each request's lines carry the very ID its response echoed.
+    let mismatches: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            parse_line(r).is_none_or(|(n, _)| echoed.get(&n).map(String::as_str) != r.trace_id.as_deref())
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{} lines with a wrong ID, e.g. {:?}", mismatches.len(), &mismatches[..1]);
+    for place in places {
+        let count = records.iter().filter(|r| parse_line(r).is_some_and(|(_, p)| p == *place)).count();
+        assert_eq!(count, requests, "{place}");
+    }
+}
+
+mod on_smol {
+    use smol::net::{TcpListener, TcpStream};
+    use smol_hyper::rt::FuturesIo;
+
+    use super::*;
+
+    static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
+
+    fn downstream(
+        request: &Request<Incoming>,
+        seen: &Seen,
+    ) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>> {
+        record(seen, request_number(request.uri().path()), "downstream");
+        std::future::ready(Ok(Response::new(Full::default())))
+    }
+
+    async fn handler(
+        request: Request<Incoming>,
+        seen: Seen,
+        downstream: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let n = request_number(request.uri().path());
+        record(&seen, n, "handler");
+        smol::future::yield_now().await;
+        record(&seen, n, "after await");
+        let task_seen = Arc::clone(&seen);
+        EXECUTOR.spawn(async move { record(&task_seen, n, "spawned task") }.with_current_context()).await;
+        let pool_seen = Arc::clone(&seen);
+        smol::unblock(Context::current().wrap(move || record(&pool_seen, n, "blocking pool"))).await;
+
+        // Call the downstream service with the propagated headers.
+        let stream = TcpStream::connect(downstream).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.unwrap();
+        EXECUTOR.spawn(connection).detach();
+        let mut call = Request::get(format!("/down/{n}"))
+            .header("host", "localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        TraceContext::current().unwrap().inject(call.headers_mut());
+        let answer = sender.send_request(call).await.unwrap();
+        assert_eq!(answer.headers()["x-trace-id"], TraceContext::current().unwrap().trace_id().as_str());
+
+        let id = TraceContext::current().unwrap().trace_id().to_string();
+        Ok(Response::new(Full::new(Bytes::from(id))))
+    }
+
+    async fn serve<S>(listener: TcpListener, make_service: impl Fn() -> S)
+    where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(FuturesIo::new(stream), make_service());
+            EXECUTOR.spawn(async move { connection.await.unwrap() }).detach();
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets")]
+    fn hyper_on_smol_10k_requests_over_keep_alive() {
+        const CONNECTIONS: usize = 20;
+        const PER_CONNECTION: usize = 500;
+        // Two executor threads, stopped at the end by closing `stop`.
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let stopped = stopped.clone();
+                // `recv` fails once `stop` is dropped: that is the signal.
+                std::thread::spawn(move || smol::block_on(EXECUTOR.run(stopped.recv())).is_err())
+            })
+            .collect();
+        LogCapture::install().unwrap();
+        let seen: Seen = Arc::from("smol");
+        let echoed = smol::block_on(EXECUTOR.run(async {
+            let down = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let down_address = down.local_addr().unwrap();
+            let down_seen = Arc::clone(&seen);
+            let down_server = EXECUTOR.spawn(serve(down, move || {
+                let seen = Arc::clone(&down_seen);
+                let service = tower::service_fn(move |r| downstream(&r, &seen));
+                hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+            }));
+
+            let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let front_address = front.local_addr().unwrap();
+            let front_seen = Arc::clone(&seen);
+            let front_server = EXECUTOR.spawn(serve(front, move || {
+                let seen = Arc::clone(&front_seen);
+                let service = tower::service_fn(move |r| handler(r, Arc::clone(&seen), down_address));
+                hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+            }));
+
+            let clients: Vec<_> = (0..CONNECTIONS)
+                .map(|c| {
+                    EXECUTOR.spawn(async move {
+                        let stream = TcpStream::connect(front_address).await.unwrap();
+                        let (mut sender, connection) =
+                            hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.unwrap();
+                        EXECUTOR.spawn(connection).detach();
+                        let mut echoed = Vec::new();
+                        for i in 0..PER_CONNECTION {
+                            let n = c * PER_CONNECTION + i;
+                            echoed.push((n, send(&mut sender, n).await));
+                        }
+                        echoed
+                    })
+                })
+                .collect();
+            let mut echoed = HashMap::new();
+            for client in clients {
+                echoed.extend(client.await);
+            }
+            // Stop both servers: dropping their tasks cancels the accept loops (the
+            // connections end as the clients', dropped with their tasks, close).
+            front_server.cancel().await;
+            down_server.cancel().await;
+            echoed
+        }));
+        drop(stop);
+        for worker in workers {
+            assert!(worker.join().unwrap(), "the executor thread stopped on the signal");
+        }
+        check(
+            &echoed,
+            &seen,
+            CONNECTIONS * PER_CONNECTION,
+            &["handler", "after await", "spawned task", "blocking pool", "downstream"],
+        );
+        assert_eq!(TraceContext::current(), None, "nothing leaked into the test's thread");
+    }
+}
+
+mod on_tokio {
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::routing::get;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(miri, ignore = "sockets")]
+    async fn axum_on_tokio_2k_requests_over_keep_alive() {
+        const CONNECTIONS: usize = 8;
+        const PER_CONNECTION: usize = 250;
+        LogCapture::install().unwrap();
+        let seen: Seen = Arc::from("axum");
+        let handler_seen = Arc::clone(&seen);
+        let app = Router::new()
+            .route(
+                "/work/{n}",
+                get(move |Path(n): Path<usize>| {
+                    let seen = Arc::clone(&handler_seen);
+                    async move {
+                        record(&seen, n, "handler");
+                        tokio::task::yield_now().await;
+                        record(&seen, n, "after await");
+                        let task_seen = Arc::clone(&seen);
+                        tokio::spawn(
+                            async move { record(&task_seen, n, "spawned task") }.with_current_context(),
+                        )
+                        .await
+                        .unwrap();
+                        let pool_seen = Arc::clone(&seen);
+                        tokio::task::spawn_blocking(
+                            Context::current().wrap(move || record(&pool_seen, n, "blocking pool")),
+                        )
+                        .await
+                        .unwrap();
+                        TraceContext::current().unwrap().trace_id().to_string()
+                    }
+                }),
+            )
+            .layer(TraceLayer::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let clients: Vec<_> = (0..CONNECTIONS)
+            .map(|c| {
+                tokio::spawn(async move {
+                    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+                    let (mut sender, connection) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+                    tokio::spawn(connection);
+                    let mut echoed = Vec::new();
+                    for i in 0..PER_CONNECTION {
+                        let n = c * PER_CONNECTION + i;
+                        echoed.push((n, send(&mut sender, n).await));
+                    }
+                    echoed
+                })
+            })
+            .collect();
+        let mut echoed = HashMap::new();
+        for client in clients {
+            echoed.extend(client.await.unwrap());
+        }
+        server.abort();
+        check(
+            &echoed,
+            &seen,
+            CONNECTIONS * PER_CONNECTION,
+            &["handler", "after await", "spawned task", "blocking pool"],
+        );
+    }
+}
+
+mod in_process {
+    use std::future::{Ready, ready};
+
+    use contextvars::trace::TRACE_CONTEXT;
+    use tower::{Service, ServiceExt};
+
+    use super::*;
+
+    #[test]
+    fn errors_pass_through_and_nothing_leaks_to_the_caller() {
+        let mut service = TraceLayer::new().layer(tower::service_fn(|_: Request<()>| {
+            let seen = TraceContext::current().map(|t| t.trace_id().to_string());
+            ready(Err::<Response<()>, _>(seen))
+        }));
+        futures::executor::block_on(async {
+            let request = Request::get("/").header("x-trace-id", "failing-1").body(()).unwrap();
+            let future = service.ready().await.unwrap().call(request);
+            assert!(!TRACE_CONTEXT.is_set(), "the call ran in the request's context, not the caller's");
+            assert_eq!(future.await.unwrap_err(), Some("failing-1".to_string()));
+            assert!(!TRACE_CONTEXT.is_set());
+        });
+    }
+
+    #[test]
+    fn the_echo_replaces_a_handler_header_and_survives_an_unusable_id() {
+        fn handler(_: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
+            let mut response = Response::new(());
+            response.headers_mut().insert("x-trace-id", "set-by-handler".parse().unwrap());
+            ready(Ok(response))
+        }
+        let mut service = TraceLayer::new().layer(tower::service_fn(handler));
+        futures::executor::block_on(async {
+            let request = Request::get("/").header("x-trace-id", "pinned-2").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            assert_eq!(response.headers().get_all("x-trace-id").iter().collect::<Vec<_>>(), ["pinned-2"]);
+
+            let request = Request::get("/").header("x-trace-id", "bad\tvalue").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            let echoed = response.headers()["x-trace-id"].to_str().unwrap();
+            assert!(echoed.len() == 32 && echoed != "set-by-handler", "{echoed}");
+        });
+    }
+}

@@ -1,0 +1,191 @@
+//! The trace ID in log output: `env_logger` through the `log` facade, `tracing-subscriber`'s
+//! fmt output, and the capture that users' tests run to catch lost or mixed IDs.
+
+#![cfg(all(feature = "log", feature = "tracing"))]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture, TraceIdLogger};
+use contextvars::trace::tracing::TraceIdFormat;
+use contextvars::trace::{CurrentTraceId, NO_TRACE, TraceContext};
+use contextvars::{Context, FutureExt};
+use log::Log;
+
+/// A writer whose output the test reads back.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect()
+    }
+}
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn emit(logger: &dyn Log, message: &str) {
+    logger.log(
+        &log::Record::builder().level(log::Level::Info).target("app").args(format_args!("{message}")).build(),
+    );
+}
+
+#[test]
+fn env_logger_format_reads_the_id_at_each_record() {
+    let buffer = Buffer::default();
+    // Built once, before any request: the ID is read when each record is formatted.
+    let logger = env_logger::Builder::new()
+        .format(|buf, record| writeln!(buf, "trace_id={} {}", CurrentTraceId, record.args()))
+        .target(env_logger::Target::Pipe(Box::new(buffer.clone())))
+        .filter_level(log::LevelFilter::Info)
+        .build();
+    let (first, second) = (TraceContext::new_root(), TraceContext::new_root());
+
+    emit(&logger, "starting");
+    first.clone().scope(|| emit(&logger, "handling"));
+    second.clone().scope(|| emit(&logger, "handling"));
+    emit(&logger, "idle");
+
+    assert_eq!(
+        buffer.lines(),
+        [
+            format!("trace_id={NO_TRACE} starting"),
+            format!("trace_id={} handling", first.trace_id()),
+            format!("trace_id={} handling", second.trace_id()),
+            format!("trace_id={NO_TRACE} idle"),
+        ]
+    );
+}
+
+#[test]
+fn trace_id_logger_prefixes_any_logger() {
+    let buffer = Buffer::default();
+    let inner = env_logger::Builder::new()
+        .format(|buf, record| writeln!(buf, "{} {}", record.level(), record.args()))
+        .target(env_logger::Target::Pipe(Box::new(buffer.clone())))
+        .filter_level(log::LevelFilter::Info)
+        .build();
+    let logger = TraceIdLogger::new(inner);
+    let keyed = TraceIdLogger::new(env_logger::Builder::new().build()).with_key("request");
+    assert!(format!("{keyed:?}").contains("request"));
+
+    let trace = TraceContext::from_header_values([("x-trace-id", &b"abc-1"[..])]);
+    trace.scope(|| emit(&logger, "inside"));
+    emit(&logger, "outside");
+    assert_eq!(buffer.lines(), ["INFO trace_id=abc-1 inside", "INFO trace_id=no-trace outside"]);
+}
+
+#[test]
+fn tracing_subscriber_fmt_shows_the_id() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(TraceIdFormat::new(tracing_subscriber::fmt::format().without_time().with_target(false)))
+        .with_writer(move || writer.clone())
+        .finish();
+    let trace = TraceContext::from_header_values([("x-trace-id", &b"abc-2"[..])]);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("outside");
+        trace.clone().scope(|| tracing::info!(items = 3, "inside"));
+        // In a future polled in the request's context.
+        let task = async { tracing::info!("in a task") }
+            .with_context(Context::current().with_value(&contextvars::trace::TRACE_CONTEXT, trace.clone()));
+        futures::executor::block_on(task);
+    });
+    let lines = buffer.lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("trace_id=no-trace ") && lines[0].ends_with("outside"), "{lines:?}");
+    assert!(lines[1].starts_with("trace_id=abc-2 ") && lines[1].ends_with("inside items=3"), "{lines:?}");
+    assert!(lines[2].starts_with("trace_id=abc-2 ") && lines[2].ends_with("in a task"), "{lines:?}");
+
+    let keyed = TraceIdFormat::new(tracing_subscriber::fmt::format()).with_key("req");
+    assert!(format!("{keyed:?}").contains("req"));
+}
+
+/// Attributes a record to the request named in its message: `req=<name> ...`.
+fn request_of(record: &CapturedRecord) -> Option<String> {
+    record.message.strip_prefix("req=")?.split(' ').next().map(str::to_owned)
+}
+
+#[test]
+fn capture_passes_when_every_request_keeps_its_id() {
+    let capture = LogCapture::new();
+    for n in 0..3 {
+        TraceContext::new_root().scope(|| {
+            emit(&capture, &format!("req={n} start"));
+            // A thread that carries the context along.
+            std::thread::scope(|s| {
+                s.spawn(Context::current().wrap(|| emit(&capture, &format!("req={n} worker"))));
+            });
+            emit(&capture, &format!("req={n} done"));
+        });
+    }
+    emit(&capture, "background tick");
+    let records = capture.take();
+    assert_eq!(records.len(), 10);
+    assert_eq!(records[9].trace_id, None);
+    assert_eq!(LogCapture::check(&records, request_of), Ok(9));
+    assert!(capture.take().is_empty());
+}
+
+#[test]
+fn capture_catches_a_record_that_lost_its_request() {
+    let capture = LogCapture::new();
+    let records = TraceContext::new_root().scope(|| {
+        emit(&capture, "req=a start");
+        // A plain thread does not inherit the context: the record carries the sentinel.
+        std::thread::scope(|s| {
+            s.spawn(|| emit(&capture, "req=a offloaded work"));
+        });
+        emit(&capture, "req=a done");
+        capture.take()
+    });
+    assert_eq!(records[1].trace_id, None);
+    assert_eq!(
+        LogCapture::check(&records, request_of),
+        Err(CaptureError::NoTraceId { message: "req=a offloaded work".into() })
+    );
+}
+
+#[test]
+fn capture_catches_a_request_logging_two_ids() {
+    let capture = LogCapture::new();
+    let (first, second) = (TraceContext::new_root(), TraceContext::new_root());
+    first.clone().scope(|| emit(&capture, "req=b start"));
+    // Another request's context leaks into this one's second record.
+    second.clone().scope(|| emit(&capture, "req=b done"));
+    let error = LogCapture::check(&capture.take(), request_of).unwrap_err();
+    assert_eq!(
+        error,
+        CaptureError::MixedIds {
+            message: "req=b done".into(),
+            first: first.trace_id().to_string(),
+            second: second.trace_id().to_string(),
+        }
+    );
+    assert!(error.to_string().starts_with("request logged with trace id "));
+}
+
+#[test]
+fn installed_capture_sees_the_log_macros() {
+    let capture = LogCapture::install().unwrap();
+    assert!(
+        std::ptr::eq(capture, LogCapture::install().unwrap()),
+        "installing twice returns the same capture"
+    );
+    let trace = TraceContext::from_header_values([("x-trace-id", &b"macro-test"[..])]);
+    trace.scope(|| log::warn!("req=macro-test via the facade"));
+    let mine: Vec<CapturedRecord> =
+        capture.records().into_iter().filter(|r| r.message.starts_with("req=macro-test")).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].level, mine[0].trace_id.as_deref()), (log::Level::Warn, Some("macro-test")));
+}

@@ -1,0 +1,177 @@
+//! Property tests of the trace header parsers: what is formatted parses back to the same
+//! value, no input makes them panic, and nothing that comes out of them (an ID, an outgoing
+//! header) holds a CR, LF or any other control byte.
+
+#![cfg(feature = "trace")]
+
+use contextvars::trace::{
+    SpanId, TraceContext, TraceFlags, TraceId, TraceParent, TraceState, check_trace_id_header,
+    parse_trace_id_header,
+};
+use proptest::prelude::*;
+
+fn trace_id() -> impl Strategy<Value = TraceId> {
+    any::<[u8; 16]>().prop_filter("not all zeros", |b| *b != [0; 16]).prop_map(TraceId::from_bytes)
+}
+
+fn span_id() -> impl Strategy<Value = SpanId> {
+    any::<[u8; 8]>().prop_filter("not all zeros", |b| *b != [0; 8]).prop_map(SpanId::from_bytes)
+}
+
+fn traceparent() -> impl Strategy<Value = TraceParent> {
+    (0..=0xfe_u8, trace_id(), span_id(), any::<u8>()).prop_map(|(version, trace_id, parent_id, flags)| {
+        TraceParent { version, trace_id, parent_id, flags: TraceFlags::from_bits(flags) }
+    })
+}
+
+/// A valid `tracestate` key: simple or multi-tenant.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z][a-z0-9_*/-]{0,20}", "[a-z0-9][a-z0-9_*/-]{0,10}@[a-z][a-z0-9_*/-]{0,13}", "[a-z]{256}",]
+}
+
+/// A valid `tracestate` value: printable ASCII but `,` and `=`, not ending with a space.
+fn value() -> impl Strategy<Value = String> {
+    "[ -+\\--<>-~]{0,30}[!-+\\--<>-~]"
+}
+
+/// Text that looks like trace headers, with the bytes that must never get through.
+fn header_like() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..80),
+        "[0-9a-fA-F\\-]{0,60}".prop_map(String::into_bytes),
+        "[a-z0-9@=,; \t\r\n\u{0}\u{7f}_*/-]{0,80}".prop_map(String::into_bytes),
+        (traceparent(), "[\r\n\u{0} \t.-]{0,3}").prop_map(|(t, junk)| format!("{t}{junk}").into_bytes()),
+    ]
+}
+
+fn is_printable(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+proptest! {
+    #[test]
+    fn traceparent_round_trips(parent in traceparent()) {
+        let text = parent.to_string();
+        prop_assert_eq!(text.len(), 55);
+        prop_assert_eq!(TraceParent::parse(text.as_bytes()), Ok(parent));
+        prop_assert_eq!(text.parse::<TraceParent>(), Ok(parent));
+        // Higher versions may carry more fields, after a `-`.
+        if parent.version > 0 {
+            prop_assert_eq!(TraceParent::parse(format!("{text}-future").as_bytes()), Ok(parent));
+        }
+    }
+
+    #[test]
+    fn ids_round_trip(trace in trace_id(), span in span_id()) {
+        prop_assert_eq!(trace.to_string().parse::<TraceId>(), Ok(trace));
+        prop_assert_eq!(span.to_string().parse::<SpanId>(), Ok(span));
+    }
+
+    #[test]
+    fn tracestate_round_trips(members in proptest::collection::btree_map(key(), value(), 0..=32)) {
+        let header = members.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ,\t");
+        let state = TraceState::parse_headers([header.as_bytes()]);
+        prop_assert_eq!(state.len(), members.len());
+        for (k, v) in &members {
+            prop_assert_eq!(state.get(k), Some(v.as_str()));
+        }
+        let again = TraceState::parse_headers([state.to_string().as_bytes()]);
+        prop_assert_eq!(again, state);
+    }
+
+    #[test]
+    fn pinned_ids_round_trip(id in "[!-~]{1,128}") {
+        prop_assert_eq!(parse_trace_id_header(id.as_bytes()), Some(id.as_str()));
+    }
+
+    #[test]
+    fn parsers_never_panic_and_output_stays_clean(
+        a in header_like(),
+        b in header_like(),
+        c in header_like(),
+    ) {
+        if let Ok(parent) = TraceParent::parse(&a) {
+            prop_assert!(parent.is_valid());
+            prop_assert_eq!(TraceParent::parse(parent.to_string().as_bytes()), Ok(parent));
+        }
+        let _ = TraceParent::parse_all([&a[..], &b[..]]);
+
+        let state = TraceState::parse_headers([&a[..], &b[..], &c[..]]);
+        prop_assert!(state.len() <= 32);
+        let text = state.to_string();
+        prop_assert!(is_printable(&text), "{:?}", text);
+        prop_assert_eq!(TraceState::parse_headers([text.as_bytes()]), state);
+
+        if let Ok(id) = check_trace_id_header(&a) {
+            prop_assert!(!id.is_empty() && id.len() <= 128);
+            prop_assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
+        }
+
+        let trace = TraceContext::from_header_values([
+            ("x-trace-id", &a[..]),
+            ("traceparent", &b[..]),
+            ("tracestate", &c[..]),
+            ("tracestate", &a[..]),
+        ]);
+        let id = trace.trace_id().as_str();
+        prop_assert!(!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
+        for (name, value) in trace.outgoing_headers() {
+            prop_assert!(is_printable(&value), "{}: {:?}", name, value);
+        }
+        let next = TraceContext::from_header_values(trace.outgoing_headers().iter().map(|(n, v)| (*n, v.as_bytes())));
+        prop_assert_eq!(next.trace_id(), trace.trace_id());
+        prop_assert_eq!(next.w3c_trace_id(), trace.w3c_trace_id());
+        prop_assert_eq!(next.tracestate(), trace.tracestate());
+    }
+}
+
+#[test]
+fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
+    use contextvars::trace::IdSource;
+    let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
+    let both = TraceContext::from_header_values([("X-Trace-ID", &b"pinned"[..]), ("traceparent", tp)]);
+    assert_eq!((both.trace_id().as_str(), both.source()), ("pinned", IdSource::Header));
+    assert_eq!(both.w3c_trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    let bad_pin = TraceContext::from_header_values([("x-trace-id", &b"a\nb"[..]), ("traceparent", tp)]);
+    assert_eq!(
+        (bad_pin.trace_id().as_str(), bad_pin.source()),
+        ("4bf92f3577b34da6a3ce929d0e0e4736", IdSource::TraceParent)
+    );
+
+    let two_pins = TraceContext::from_header_values([("x-trace-id", &b"a"[..]), ("x-trace-id", &b"b"[..])]);
+    assert_eq!(two_pins.source(), IdSource::Generated);
+
+    let two_parents = TraceContext::from_header_values([
+        ("traceparent", tp),
+        ("traceparent", tp),
+        ("tracestate", &b"a=1"[..]),
+    ]);
+    assert_eq!(two_parents.source(), IdSource::Generated);
+    assert_ne!(two_parents.w3c_trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(two_parents.tracestate().is_empty(), "tracestate is not parsed without a valid traceparent");
+    assert!(two_parents.incoming_traceparent().is_none());
+
+    // A pinned ID that is a valid trace-id also becomes the trace-id of the new trace.
+    let hex_pin =
+        TraceContext::from_header_values([("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
+    assert_eq!(hex_pin.w3c_trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+
+    let outgoing = both.outgoing_traceparent();
+    assert_eq!(outgoing.version, 0);
+    assert_eq!(outgoing.flags, TraceFlags::SAMPLED);
+    assert_ne!(outgoing.parent_id.to_string(), "00f067aa0ba902b7");
+}
+
+#[test]
+fn generated_ids_are_uuid_v4_as_32_lowercase_hex_digits() {
+    let ids: Vec<String> = (0..100).map(|_| TraceContext::new_root().trace_id().to_string()).collect();
+    for id in &ids {
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{id}");
+        assert_eq!(&id[12..13], "4", "version nibble of a UUID v4: {id}");
+        assert!(id.parse::<TraceId>().is_ok());
+    }
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len());
+}
