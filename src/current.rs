@@ -45,12 +45,21 @@ pub(crate) fn update<R>(f: impl FnOnce(&mut Context) -> R) -> Option<R> {
         .ok()
 }
 
+/// Runs `f` on the current context, mutably, unless the context is borrowed (a value's
+/// `Clone` impl run by `ContextVar::get`) or destroyed (thread exit): then `None`.
+///
+/// `f` must not drop user values: it returns them instead.
+pub(crate) fn try_update<R>(f: impl FnOnce(&mut Context) -> R) -> Option<R> {
+    CURRENT.try_with(|slot| slot.try_borrow_mut().ok().map(|mut ctx| f(&mut ctx))).ok().flatten()
+}
+
 #[cold]
 #[inline(never)]
 fn reentrant_update() -> ! {
     panic!(
         "contextvars: a value's `Clone` impl, run by `ContextVar::get`, tried to change the current \
-         context; clone values without setting context variables or entering contexts"
+         context or take a snapshot of it; such an impl may read context variables, but not set \
+         them, enter a context or call `copy_context`"
     )
 }
 

@@ -152,7 +152,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// Calls `f` with a reference to the value in the current context, else the default,
     /// else `None`, without cloning the value.
     ///
-    /// `f` may freely read and set context variables, this one included.
+    /// `f` may freely read and set context variables, this one included, except when `with`
+    /// is itself called from a value's `Clone` impl run by [`get`](Self::get): then `f` may
+    /// only read them.
     ///
     /// # Examples
     ///
@@ -166,11 +168,39 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(len, 5);
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let Some(id) = self.raw_id() else { return f(self.default.as_ref()) };
         // Hold our own reference to the value, not a borrow of the context, so `f` can set.
-        let value = self.raw_id().and_then(|id| current::update(|ctx| share_value(ctx, id)).flatten());
+        let found = current::read(|ctx| match ctx.map.get(id).map(|entry| &entry.value) {
+            None => Found::Unset,
+            Some(Value::Shared(value)) => Found::Shared(Arc::clone(value)),
+            Some(Value::Owned(_)) => Found::Owned,
+        });
+        let value = match found {
+            None | Some(Found::Unset) => None,
+            Some(Found::Shared(value)) => Some(value),
+            Some(Found::Owned) => match current::try_update(|ctx| share_value(ctx, id)) {
+                Some(value) => value,
+                // The context is borrowed by a `get` cloning a value (this runs inside that
+                // value's `Clone` impl): lend the value under the same shared borrow.
+                None => return self.with_borrowed(id, f),
+            },
+        };
         match value.as_deref().and_then(<dyn Any + Send + Sync>::downcast_ref::<T>) {
             Some(value) => f(Some(value)),
             None => f(self.default.as_ref()),
+        }
+    }
+
+    /// [`with`](Self::with) while the current context is already borrowed for reading.
+    #[cold]
+    fn with_borrowed<R>(&self, id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let mut f = Some(f);
+        let lent = current::read(|ctx| f.take().map(|f| f(ctx.lookup::<T>(id).or(self.default.as_ref()))));
+        match (lent.flatten(), f) {
+            (Some(result), _) => result,
+            // The thread's context is gone (thread exit): only the default is left.
+            (None, Some(f)) => f(self.default.as_ref()),
+            (None, None) => unreachable!("`f` runs at most once and returns a value when it does"),
         }
     }
 
@@ -344,6 +374,13 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             id => Some(id),
         }
     }
+}
+
+/// What [`ContextVar::with`] finds in the current context.
+enum Found {
+    Unset,
+    Shared(Arc<dyn Any + Send + Sync>),
+    Owned,
 }
 
 /// A shared reference to the value under `var_id`, freezing it first if it is owned.

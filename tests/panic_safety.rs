@@ -264,3 +264,23 @@ fn a_clone_impl_that_sets_panics_with_a_message_and_leaves_the_context_usable() 
         assert_eq!(V.get(), Some(3));
     });
 }
+
+#[test]
+fn a_clone_impl_may_read_with_with_while_get_clones_it() {
+    #[derive(Debug, PartialEq)]
+    struct ReadsOnClone(Option<u32>);
+    impl Clone for ReadsOnClone {
+        fn clone(&self) -> Self {
+            // what a log line emitted from a `Clone` impl does to show the current trace
+            ReadsOnClone(V.with(|v| v.copied()))
+        }
+    }
+    static READER: ContextVar<ReadsOnClone> = ContextVar::new("reader");
+    isolated(|| {
+        V.set(4); // owned by the current context: `with` cannot freeze it while `get` borrows
+        READER.set(ReadsOnClone(None));
+        assert_eq!(READER.get(), Some(ReadsOnClone(Some(4))));
+        let mut ctx = copy_context(); // frozen: `with` shares the value instead
+        assert_eq!(ctx.run(|| READER.get()), Some(ReadsOnClone(Some(4))));
+    });
+}
