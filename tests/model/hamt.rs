@@ -4,8 +4,10 @@
 //! Several maps are alive at once; `Share` makes a new one from an existing one (frozen or
 //! not), after which both are changed independently. After every step each map must hold
 //! exactly what its own `BTreeMap` holds (so a change to one never shows in a snapshot), and
-//! pass `check_invariants`. Values count their constructions and drops, so that a leak or a
-//! double drop of a value shows once everything has been dropped.
+//! pass `check_invariants`: the map the step changed is compared entry by entry, every other
+//! one by length and an order-independent digest of its entries, and all of them entry by
+//! entry at the end. Values count their constructions and drops, so that a leak or a double
+//! drop of a value shows once everything has been dropped.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -143,7 +145,31 @@ pub(crate) fn decode(bytes: &[u8]) -> Vec<HamtAction> {
     std::iter::from_fn(|| if u.is_empty() { None } else { u.arbitrary().ok() }).collect()
 }
 
-/// Checks one map against its model.
+/// A digest of a map's entries that does not depend on their order.
+fn digest<'a>(entries: impl Iterator<Item = (u64, u32)> + 'a) -> u64 {
+    entries
+        .map(|(k, v)| {
+            // splitmix64 of the pair
+            let mut z = k.wrapping_add(u64::from(v).rotate_left(32)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+        .fold(0, u64::wrapping_add)
+}
+
+/// Cheap check of one map against its model: invariants, length and a digest of the entries.
+fn check_summary(pair: &Pair) {
+    pair.map.check_invariants().unwrap_or_else(|e| panic!("invariant broken: {e}"));
+    assert_eq!(pair.map.len(), pair.model.len());
+    assert_eq!(
+        digest(pair.map.iter().map(|(k, v)| (k, v.get()))),
+        digest(pair.model.iter().map(|(k, v)| (*k, *v))),
+        "entries differ from the model"
+    );
+}
+
+/// Checks one map against its model, entry by entry.
 fn check_pair(pair: &Pair) {
     pair.map.check_invariants().unwrap_or_else(|e| panic!("invariant broken: {e}"));
     assert_eq!(pair.map.len(), pair.model.len());
@@ -170,16 +196,23 @@ pub(crate) fn run_hamt(actions: &[HamtAction]) {
         let mut pairs = vec![Pair { map: IdMap::new(), model: BTreeMap::new() }];
         let mut garbage = Garbage::new();
         for action in actions {
-            step(&mut pairs, &mut garbage, action);
-            for pair in &pairs {
-                check_pair(pair);
+            if let Some(touched) = step(&mut pairs, &mut garbage, action) {
+                check_pair(&pairs[touched]);
             }
+            // Every other map, snapshots included, must still hold exactly what it held.
+            for pair in &pairs {
+                check_summary(pair);
+            }
+        }
+        for pair in &pairs {
+            check_pair(pair);
         }
     }
     assert_eq!(LIVE.with(Cell::get), live_before, "values leaked or dropped twice");
 }
 
-fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) {
+/// Runs one action; returns the index of the map it changed, if any.
+fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) -> Option<usize> {
     let len = pairs.len();
     let pick = |map: u8| usize::from(map) % len;
     match *action {
@@ -187,6 +220,7 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
             let pair = &mut pairs[pick(map)];
             let old = pair.map.insert(key, Val::new(value), garbage);
             assert_eq!(old.as_ref().map(Val::get), pair.model.insert(key, value));
+            Some(pick(map))
         }
         HamtAction::Remove { map, key: Key(key) } => {
             let pair = &mut pairs[pick(map)];
@@ -197,11 +231,13 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
             if let (None, Some(before)) = (expected, before) {
                 assert!(pair.map.ptr_eq(&before), "a miss changed a shared trie");
             }
+            Some(pick(map))
         }
         HamtAction::Get { map, key: Key(key) } => {
             let pair = &pairs[pick(map)];
             assert_eq!(pair.map.get(key).map(Val::get), pair.model.get(&key).copied());
             assert_eq!(pair.map.contains_key(key), pair.model.contains_key(&key));
+            None
         }
         HamtAction::GetMut { map, key: Key(key), value } => {
             let pair = &mut pairs[pick(map)];
@@ -217,6 +253,7 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
                 (None, None) => {}
                 (found, expected) => panic!("get_mut({key:#x}) found {found:?}, expected {expected:?}"),
             }
+            Some(pick(map))
         }
         HamtAction::Freeze { map } => {
             let pair = &mut pairs[pick(map)];
@@ -224,6 +261,7 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
             assert!(pair.map.is_frozen());
             let again = pair.map.share();
             assert!(pair.map.ptr_eq(&again), "sharing a frozen map copied it");
+            Some(pick(map))
         }
         HamtAction::Share { map, freeze_first } => {
             let pair = &mut pairs[pick(map)];
@@ -232,17 +270,23 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
             }
             let copy = Pair { map: pair.map.share(), model: pair.model.clone() };
             assert!(copy.map.is_frozen());
+            check_pair(&copy);
             if len < MAX_MAPS {
                 pairs.push(copy);
             } else {
                 pairs[pick(map.wrapping_add(1))] = copy;
             }
+            Some(pick(map))
         }
         HamtAction::Drop { map } => {
             if len > 1 {
                 pairs.swap_remove(pick(map));
             }
+            None
         }
-        HamtAction::DropGarbage => *garbage = Garbage::new(),
+        HamtAction::DropGarbage => {
+            *garbage = Garbage::new();
+            None
+        }
     }
 }
