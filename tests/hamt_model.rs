@@ -11,11 +11,12 @@ use model::{HamtAction, Key, decode, run_hamt};
 use proptest::prelude::*;
 
 /// Fewer, shorter programs under Miri, which runs them several hundred times slower.
+/// Elsewhere the number of cases is proptest's (256, or `PROPTEST_CASES`).
 fn config() -> ProptestConfig {
     if cfg!(miri) {
         ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() }
     } else {
-        ProptestConfig { cases: 512, ..ProptestConfig::default() }
+        ProptestConfig::default()
     }
 }
 
