@@ -19,7 +19,7 @@ export PROPTEST_CASES="${PROPTEST_CASES:-32}"
 
 # The core test files that exist in this checkout, plus any named on the command line.
 tests=()
-for name in hamt_model context_model destructors cpython_context panic_safety auto_traits "$@"; do
+for name in hamt_model context_model destructors reentrancy cpython_context panic_safety auto_traits "$@"; do
     if [[ -f "tests/$name.rs" ]]; then
         tests+=(--test "$name")
     fi
