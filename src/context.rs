@@ -143,6 +143,11 @@ impl Context {
     /// N.set(2);
     /// assert_eq!(snapshot.get(&N), Some(&1));
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// When called from a value's `Clone` impl run by [`ContextVar::get`], which holds the
+    /// current context borrowed while it clones.
     #[must_use]
     pub fn current() -> Self {
         current::update(|ctx| {
@@ -466,6 +471,10 @@ impl fmt::Debug for Iter<'_> {
 /// assert_eq!(N.get(), Some(1));
 /// assert_eq!(ctx.get(&N), Some(&2));
 /// ```
+///
+/// # Panics
+///
+/// As [`Context::current`].
 #[must_use]
 pub fn copy_context() -> Context {
     Context::current()

@@ -104,8 +104,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     ///
     /// # Panics
     ///
-    /// If `T`'s `Clone` impl sets a context variable or enters a context: the value is
-    /// cloned while the current context is borrowed.
+    /// If `T`'s `Clone` impl sets a context variable, enters a context or takes a snapshot
+    /// ([`copy_context`](crate::copy_context)): the value is cloned while the current context
+    /// is borrowed. Reading variables there (`get`, `is_set`, `with`) is fine.
     #[inline]
     #[must_use]
     pub fn get(&self) -> Option<T>

@@ -1,0 +1,293 @@
+//! The persistent map against `BTreeMap` copies: shared by `tests/hamt_model.rs` and the
+//! `hamt_model` fuzz target.
+//!
+//! Several maps are alive at once; `Share` makes a new one from an existing one (frozen or
+//! not), after which both are changed independently. After every step each map must hold
+//! exactly what its own `BTreeMap` holds (so a change to one never shows in a snapshot), and
+//! pass `check_invariants`: the map the step changed is checked and compared entry by entry,
+//! every other one by length and an order-independent digest of its entries, and all of them
+//! in full at the end. Values count their constructions and drops, so that a leak or a double
+//! drop of a value shows once everything has been dropped.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arbitrary::{Arbitrary, Unstructured};
+use contextvars::hamt::{Freeze, Garbage, IdMap};
+
+/// Most maps alive at once.
+const MAX_MAPS: usize = 8;
+
+thread_local! {
+    /// Values constructed minus values dropped, on this thread.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+/// A counted payload.
+#[derive(Debug)]
+pub(crate) struct Counted(u32);
+
+impl Counted {
+    fn new(value: u32) -> Self {
+        LIVE.with(|live| live.set(live.get() + 1));
+        Self(value)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.with(|live| {
+            assert!(live.get() > 0, "a value was dropped more often than it was made");
+            live.set(live.get() - 1);
+        });
+    }
+}
+
+/// A value that, like the crate's own entries, is owned (changed in place) until frozen.
+#[derive(Debug)]
+pub(crate) enum Val {
+    /// Only one map holds it.
+    Owned(Box<Counted>),
+    /// Shared between maps.
+    Shared(Arc<Counted>),
+}
+
+impl Val {
+    fn new(value: u32) -> Self {
+        Val::Owned(Box::new(Counted::new(value)))
+    }
+
+    fn get(&self) -> u32 {
+        match self {
+            Val::Owned(c) => c.0,
+            Val::Shared(c) => c.0,
+        }
+    }
+}
+
+impl Freeze for Val {
+    fn freeze(&mut self) {
+        if let Val::Owned(c) = self {
+            let c = std::mem::replace(c, Box::new(Counted::new(0)));
+            *self = Val::Shared(Arc::new(*c));
+        }
+    }
+
+    fn is_frozen(&self) -> bool {
+        matches!(self, Val::Shared(_))
+    }
+
+    fn clone_frozen(&self) -> Self {
+        match self {
+            Val::Shared(c) => Val::Shared(Arc::clone(c)),
+            // `share` on a map that was not frozen copies its owned part: a frozen copy.
+            Val::Owned(c) => Val::Shared(Arc::new(Counted::new(c.0))),
+        }
+    }
+}
+
+/// A key: mostly built from a few small 5-bit chunk values, so that keys collide in their
+/// low chunks and nest several levels deep; sometimes any `u64`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key(pub(crate) u64);
+
+impl<'a> Arbitrary<'a> for Key {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let kind: u8 = u.arbitrary()?;
+        if kind < 32 {
+            return Ok(Key(u.arbitrary()?));
+        }
+        // Chunk values 0..4 in the three lowest chunks, and a top part that is either zero
+        // or one of a few values that only differ in the high bits.
+        let chunks: [u8; 3] = u.arbitrary()?;
+        let low = chunks.iter().enumerate().fold(0u64, |k, (i, c)| k | (u64::from(c % 4) << (5 * i)));
+        let top = match kind % 4 {
+            0 | 1 => 0,
+            2 => 1 << 63,
+            _ => u64::from(kind) << 55,
+        };
+        Ok(Key(low | top))
+    }
+}
+
+/// One step of a program over the maps. `map` picks one of the live maps (modulo their number).
+#[derive(Debug, Clone, Arbitrary)]
+pub(crate) enum HamtAction {
+    /// `insert` and compare the value it displaced.
+    Insert { map: u8, key: Key, value: u32 },
+    /// `remove` and compare the value it returned.
+    Remove { map: u8, key: Key },
+    /// `get` and `contains_key`.
+    Get { map: u8, key: Key },
+    /// `get_mut`, then overwrite the value (in place when owned, replaced when shared).
+    GetMut { map: u8, key: Key, value: u32 },
+    /// `freeze` a map.
+    Freeze { map: u8 },
+    /// A new map sharing the trie of another one, frozen first (as a context snapshot is) or
+    /// not (then the owned part is copied).
+    Share { map: u8, freeze_first: bool },
+    /// Drops a map (never the last one).
+    Drop { map: u8 },
+    /// Drops the nodes displaced so far.
+    DropGarbage,
+}
+
+/// A map under test and the `BTreeMap` it must equal.
+struct Pair {
+    map: IdMap<Val>,
+    model: BTreeMap<u64, u32>,
+}
+
+/// Turns bytes into a program: as many actions as the bytes make.
+pub(crate) fn decode(bytes: &[u8]) -> Vec<HamtAction> {
+    let mut u = Unstructured::new(bytes);
+    std::iter::from_fn(|| if u.is_empty() { None } else { u.arbitrary().ok() }).collect()
+}
+
+/// A digest of a map's entries that does not depend on their order.
+fn digest<'a>(entries: impl Iterator<Item = (u64, u32)> + 'a) -> u64 {
+    entries
+        .map(|(k, v)| {
+            // splitmix64 of the pair
+            let mut z = k.wrapping_add(u64::from(v).rotate_left(32)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+        .fold(0, u64::wrapping_add)
+}
+
+/// Cheap check of a map the step did not change: length and a digest of the entries.
+fn check_summary(pair: &Pair) {
+    assert_eq!(pair.map.len(), pair.model.len());
+    assert_eq!(
+        digest(pair.map.iter().map(|(k, v)| (k, v.get()))),
+        digest(pair.model.iter().map(|(k, v)| (*k, *v))),
+        "entries differ from the model"
+    );
+}
+
+/// Checks one map against its model, entry by entry.
+fn check_pair(pair: &Pair) {
+    pair.map.check_invariants().unwrap_or_else(|e| panic!("invariant broken: {e}"));
+    assert_eq!(pair.map.len(), pair.model.len());
+    assert_eq!(pair.map.is_empty(), pair.model.is_empty());
+    let mut entries: Vec<(u64, u32)> = pair.map.iter().map(|(k, v)| (k, v.get())).collect();
+    assert_eq!(entries.len(), pair.map.iter().len());
+    entries.sort_unstable();
+    let expected: Vec<(u64, u32)> = pair.model.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(entries, expected);
+    for (k, v) in &pair.model {
+        assert_eq!(pair.map.get(*k).map(Val::get), Some(*v), "key {k:#x}");
+    }
+}
+
+/// Runs `actions` against the model, panicking on the first difference.
+///
+/// # Panics
+///
+/// On any difference between the map and the model, a broken invariant, or a leaked or
+/// doubly dropped value.
+pub(crate) fn run_hamt(actions: &[HamtAction]) {
+    let live_before = LIVE.with(Cell::get);
+    {
+        let mut pairs = vec![Pair { map: IdMap::new(), model: BTreeMap::new() }];
+        let mut garbage = Garbage::new();
+        for action in actions {
+            let touched = step(&mut pairs, &mut garbage, action);
+            for (index, pair) in pairs.iter().enumerate() {
+                if Some(index) == touched {
+                    check_pair(pair);
+                } else {
+                    // Every other map, snapshots included, must still hold what it held.
+                    check_summary(pair);
+                }
+            }
+        }
+        for pair in &pairs {
+            check_pair(pair);
+        }
+    }
+    assert_eq!(LIVE.with(Cell::get), live_before, "values leaked or dropped twice");
+}
+
+/// Runs one action; returns the index of the map it changed, if any.
+fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) -> Option<usize> {
+    let len = pairs.len();
+    let pick = |map: u8| usize::from(map) % len;
+    match *action {
+        HamtAction::Insert { map, key: Key(key), value } => {
+            let pair = &mut pairs[pick(map)];
+            let old = pair.map.insert(key, Val::new(value), garbage);
+            assert_eq!(old.as_ref().map(Val::get), pair.model.insert(key, value));
+            Some(pick(map))
+        }
+        HamtAction::Remove { map, key: Key(key) } => {
+            let pair = &mut pairs[pick(map)];
+            let before = pair.map.is_frozen().then(|| pair.map.share());
+            let old = pair.map.remove(key, garbage);
+            let expected = pair.model.remove(&key);
+            assert_eq!(old.as_ref().map(Val::get), expected);
+            if let (None, Some(before)) = (expected, before) {
+                assert!(pair.map.ptr_eq(&before), "a miss changed a shared trie");
+            }
+            Some(pick(map))
+        }
+        HamtAction::Get { map, key: Key(key) } => {
+            let pair = &pairs[pick(map)];
+            assert_eq!(pair.map.get(key).map(Val::get), pair.model.get(&key).copied());
+            assert_eq!(pair.map.contains_key(key), pair.model.contains_key(&key));
+            None
+        }
+        HamtAction::GetMut { map, key: Key(key), value } => {
+            let pair = &mut pairs[pick(map)];
+            match (pair.map.get_mut(key, garbage), pair.model.get_mut(&key)) {
+                (Some(Val::Owned(c)), Some(m)) => {
+                    c.0 = value;
+                    *m = value;
+                }
+                (Some(v @ Val::Shared(_)), Some(m)) => {
+                    *v = Val::new(value);
+                    *m = value;
+                }
+                (None, None) => {}
+                (found, expected) => panic!("get_mut({key:#x}) found {found:?}, expected {expected:?}"),
+            }
+            Some(pick(map))
+        }
+        HamtAction::Freeze { map } => {
+            let pair = &mut pairs[pick(map)];
+            pair.map.freeze();
+            assert!(pair.map.is_frozen());
+            let again = pair.map.share();
+            assert!(pair.map.ptr_eq(&again), "sharing a frozen map copied it");
+            Some(pick(map))
+        }
+        HamtAction::Share { map, freeze_first } => {
+            let pair = &mut pairs[pick(map)];
+            if freeze_first {
+                pair.map.freeze();
+            }
+            let copy = Pair { map: pair.map.share(), model: pair.model.clone() };
+            assert!(copy.map.is_frozen());
+            check_pair(&copy);
+            if len < MAX_MAPS {
+                pairs.push(copy);
+            } else {
+                pairs[pick(map.wrapping_add(1))] = copy;
+            }
+            Some(pick(map))
+        }
+        HamtAction::Drop { map } => {
+            if len > 1 {
+                pairs.swap_remove(pick(map));
+            }
+            None
+        }
+        HamtAction::DropGarbage => {
+            *garbage = Garbage::new();
+            None
+        }
+    }
+}
