@@ -118,48 +118,43 @@ impl PersistentMap for imbl::HashMap<u64, u64> {
     }
 }
 
-fn bench_map<M: PersistentMap>(c: &mut Criterion) {
+/// One operation on one map, measured over `keys` spread across the map.
+fn bench_op<M: PersistentMap>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    op: &str,
+    n: u64,
+    keys: &[u64],
+) {
+    let map = M::build(n);
+    let mut i = 0;
+    let mut next = move || {
+        i = (i + 1) % keys.len();
+        black_box(keys[i])
+    };
+    group.bench_function(BenchmarkId::new(op, M::NAME), |b| match op {
+        "get" => b.iter(|| black_box(map.get(next()))),
+        "insert-new" => b.iter(|| black_box(map.inserted(black_box(n + 1), 0))),
+        "insert-replace" => b.iter(|| black_box(map.inserted(next(), 0))),
+        "remove" => b.iter(|| black_box(map.removed(next()))),
+        "clone" => b.iter(|| black_box(map.snapshot())),
+        _ => unreachable!("unknown operation {op}"),
+    });
+}
+
+/// For each size and operation, the three maps one after the other, so that they are
+/// measured under the same load on a shared machine.
+fn hamt(c: &mut Criterion) {
     for n in SIZES {
-        let map = M::build(n);
         // Keys spread over the map, so deep and shallow paths both count.
         let keys: Vec<u64> = (0..64).map(|i| 1 + (i * 7_919) % n).collect();
         let mut group = c.benchmark_group(format!("hamt/{n}"));
-
-        group.bench_function(BenchmarkId::new("get", M::NAME), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % keys.len();
-                black_box(map.get(black_box(keys[i])))
-            });
-        });
-        group.bench_function(BenchmarkId::new("insert-new", M::NAME), |b| {
-            b.iter(|| black_box(map.inserted(black_box(n + 1), 0)));
-        });
-        group.bench_function(BenchmarkId::new("insert-replace", M::NAME), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % keys.len();
-                black_box(map.inserted(black_box(keys[i]), 0))
-            });
-        });
-        group.bench_function(BenchmarkId::new("remove", M::NAME), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % keys.len();
-                black_box(map.removed(black_box(keys[i])))
-            });
-        });
-        group.bench_function(BenchmarkId::new("clone", M::NAME), |b| {
-            b.iter(|| black_box(map.snapshot()));
-        });
+        for op in ["get", "insert-new", "insert-replace", "remove", "clone"] {
+            bench_op::<IdMap<u64>>(&mut group, op, n, &keys);
+            bench_op::<rpds::HashTrieMapSync<u64, u64>>(&mut group, op, n, &keys);
+            bench_op::<imbl::HashMap<u64, u64>>(&mut group, op, n, &keys);
+        }
         group.finish();
     }
-}
-
-fn hamt(c: &mut Criterion) {
-    bench_map::<IdMap<u64>>(c);
-    bench_map::<rpds::HashTrieMapSync<u64, u64>>(c);
-    bench_map::<imbl::HashMap<u64, u64>>(c);
 }
 
 criterion_group! {

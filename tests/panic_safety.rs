@@ -270,6 +270,10 @@ fn a_clone_impl_may_read_with_with_while_get_clones_it() {
     #[derive(Debug, PartialEq)]
     struct ReadsOnClone(Option<u32>);
     impl Clone for ReadsOnClone {
+        #[allow(
+            clippy::redundant_closure_for_method_calls,
+            reason = "`Option::copied` as a path does not meet `with`'s higher-ranked bound"
+        )]
         fn clone(&self) -> Self {
             // what a log line emitted from a `Clone` impl does to show the current trace
             ReadsOnClone(V.with(|v| v.copied()))

@@ -64,7 +64,8 @@ fn copy_context_inside_a_clone_run_by_get_panics_with_a_clear_message() {
         OTHER.set(1);
         BY_COPY.set(ReadsOnClone(|| contextvars::copy_context().get(&OTHER).copied()));
         let err = catch_unwind(AssertUnwindSafe(|| BY_COPY.get().is_some())).unwrap_err();
-        let message = err.downcast_ref::<&str>().copied().or(err.downcast_ref::<String>().map(String::as_str));
+        let message =
+            err.downcast_ref::<&str>().copied().or(err.downcast_ref::<String>().map(String::as_str));
         assert!(message.is_some_and(|m| m.contains("`copy_context`")), "{message:?}");
         assert_eq!(OTHER.get(), Some(1), "the context still works after the panic");
         OTHER.set(2);
