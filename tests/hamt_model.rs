@@ -10,23 +10,14 @@ mod model;
 use model::{HamtAction, Key, decode, run_hamt};
 use proptest::prelude::*;
 
-/// Fewer, shorter programs under Miri, which runs them several hundred times slower.
-/// Elsewhere the number of cases is proptest's (256, or `PROPTEST_CASES`).
-fn config() -> ProptestConfig {
-    if cfg!(miri) {
-        ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() }
-    } else {
-        ProptestConfig::default()
-    }
-}
-
-const MAX_BYTES: usize = if cfg!(miri) { 256 } else { 4096 };
+mod support;
+use support::MAX_PROGRAM_BYTES;
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(support::proptest_config(8))]
 
     #[test]
-    fn hamt_matches_btreemap_copies(bytes in prop::collection::vec(any::<u8>(), 0..MAX_BYTES)) {
+    fn hamt_matches_btreemap_copies(bytes in prop::collection::vec(any::<u8>(), 0..MAX_PROGRAM_BYTES)) {
         run_hamt(&decode(&bytes));
     }
 }

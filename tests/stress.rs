@@ -6,10 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll};
 
 use contextvars::{Context, ContextVar, FutureExt};
 use futures::channel::oneshot;
+
+mod support;
+use support::yield_now;
 
 /// Which task a value belongs to.
 static TASK: ContextVar<u64> = ContextVar::new("task");
@@ -58,26 +60,9 @@ impl Rng {
     }
 }
 
-/// Returns `Pending` once (after waking itself), so the executor may move the task.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 async fn yield_some(rng: &mut Rng) {
     for _ in 0..rng.below(4) {
-        YieldNow(false).await;
+        yield_now().await;
     }
 }
 

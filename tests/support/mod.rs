@@ -26,3 +26,20 @@ pub(crate) fn yield_now() -> impl Future<Output = ()> {
         }
     })
 }
+
+/// Fewer, shorter proptest programs under Miri, which runs them several hundred times
+/// slower. Elsewhere the number of cases is proptest's (256, or `PROPTEST_CASES`).
+pub(crate) fn proptest_config(miri_cases: u32) -> proptest::prelude::ProptestConfig {
+    if cfg!(miri) {
+        proptest::prelude::ProptestConfig {
+            cases: miri_cases,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        }
+    } else {
+        proptest::prelude::ProptestConfig::default()
+    }
+}
+
+/// The longest program, in bytes, that the model tests decode.
+pub(crate) const MAX_PROGRAM_BYTES: usize = if cfg!(miri) { 256 } else { 4096 };
