@@ -113,10 +113,11 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     where
         T: Clone,
     {
-        if let Some(id) = self.raw_id()
-            && let Some(value) = current::read(|ctx| ctx.lookup::<T>(id).cloned()).flatten()
-        {
-            return Some(value);
+        // Nested rather than a let chain: let chains need Rust 1.88, the MSRV is 1.85.
+        if let Some(id) = self.raw_id() {
+            if let Some(value) = current::read(|ctx| ctx.lookup::<T>(id).cloned()).flatten() {
+                return Some(value);
+            }
         }
         self.default.clone()
     }
@@ -446,10 +447,10 @@ fn restore<T: Send + Sync + 'static>(
         Old::Missing => return (None, ctx.map.remove(var_id, garbage).map(|entry| entry.value)),
         Old::Shared(value) => Value::Shared(value),
         Old::Owned(value) => {
-            if let Some(Value::Owned(slot)) = ctx.map.get_mut(var_id, garbage).map(|entry| &mut entry.value)
-                && let Some(slot) = slot.downcast_mut::<T>()
-            {
-                return (Some(std::mem::replace(slot, value)), None);
+            if let Some(Value::Owned(slot)) = ctx.map.get_mut(var_id, garbage).map(|entry| &mut entry.value) {
+                if let Some(slot) = slot.downcast_mut::<T>() {
+                    return (Some(std::mem::replace(slot, value)), None);
+                }
             }
             Value::Owned(Box::new(value))
         }
