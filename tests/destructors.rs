@@ -8,9 +8,12 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll};
 
 use contextvars::{Context, ContextVar, FutureExt, ResetError};
+
+mod support;
+use support::{isolated, poll_once};
 
 /// What each test's values did.
 #[derive(Debug, Default)]
@@ -93,12 +96,6 @@ impl Drop for Tracked {
 
 static TRACKED: ContextVar<Tracked> = ContextVar::new("tracked");
 static SIDE: ContextVar<u32> = ContextVar::with_default("side", 0);
-
-/// Runs `f` in a fresh context that is dropped afterwards, so that nothing `f` sets stays in
-/// the test thread's context.
-fn isolated<R>(f: impl FnOnce() -> R) -> R {
-    Context::new().run(f)
-}
 
 #[test]
 fn reset_drops_the_value_it_displaces() {
@@ -219,10 +216,6 @@ impl Drop for SetThenFinish {
     }
 }
 
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    Pin::new(future).poll(&mut TaskContext::from_waker(Waker::noop()))
-}
-
 #[test]
 fn with_context_dropped_before_completion() {
     let counts = Counts::new();
@@ -232,7 +225,7 @@ fn with_context_dropped_before_completion() {
             SetThenFinish { counts: Arc::clone(&counts), polls: 0, seen_in_drop: Arc::clone(&seen_in_drop) }
                 .with_context(Context::new()),
         );
-        assert!(poll_once(&mut future).is_pending());
+        assert!(poll_once(future.as_mut()).is_pending());
         assert!(!TRACKED.is_set(), "the future's set stays in the future");
         drop(future);
         assert!(!TRACKED.is_set());
@@ -251,8 +244,8 @@ fn with_context_dropped_after_completion() {
             SetThenFinish { counts: Arc::clone(&counts), polls: 0, seen_in_drop: Arc::clone(&seen_in_drop) }
                 .with_current_context(),
         );
-        assert!(poll_once(&mut future).is_pending());
-        assert_eq!(poll_once(&mut future), Poll::Ready(Some(0)));
+        assert!(poll_once(future.as_mut()).is_pending());
+        assert_eq!(poll_once(future.as_mut()), Poll::Ready(Some(0)));
         assert!(counts.dropped().is_empty(), "the completed future's context still holds value 0");
         drop(future);
         assert!(!TRACKED.is_set());

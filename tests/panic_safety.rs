@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 mod support;
-use support::isolated;
+use support::{isolated, poll_once};
 
 use contextvars::{Context, ContextVar, FutureExt, copy_context};
 use futures::stream::Stream;
@@ -20,10 +20,6 @@ static OTHER: ContextVar<u32> = ContextVar::new("other");
 
 fn panics(f: impl FnOnce()) -> bool {
     catch_unwind(AssertUnwindSafe(f)).is_err()
-}
-
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut TaskContext::from_waker(Waker::noop()))
 }
 
 #[test]

@@ -2,7 +2,8 @@
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
 use std::future::Future;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use contextvars::Context;
 
@@ -10,6 +11,11 @@ use contextvars::Context;
 /// depend on what earlier tests left in the thread that runs it.
 pub(crate) fn isolated<R>(f: impl FnOnce() -> R) -> R {
     Context::new().run(f)
+}
+
+/// Polls `fut` once with a waker that does nothing, as a hand-written executor would.
+pub(crate) fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut TaskContext::from_waker(Waker::noop()))
 }
 
 /// Yields once to the executor: `Pending` the first time, after waking itself, so the
