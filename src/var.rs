@@ -172,20 +172,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         let Some(id) = self.raw_id() else { return f(self.default.as_ref()) };
         // Hold our own reference to the value, not a borrow of the context, so `f` can set.
-        let found = current::read(|ctx| match ctx.map.get(id).map(|entry| &entry.value) {
-            None => Found::Unset,
-            Some(Value::Shared(value)) => Found::Shared(Arc::clone(value)),
-            Some(Value::Owned(_)) => Found::Owned,
-        });
-        let value = match found {
-            None | Some(Found::Unset) => None,
-            Some(Found::Shared(value)) => Some(value),
-            Some(Found::Owned) => match current::try_update(|ctx| share_value(ctx, id)) {
-                Some(value) => value,
-                // The context is borrowed by a `get` cloning a value (this runs inside that
-                // value's `Clone` impl): lend the value under the same shared borrow.
-                None => return self.with_borrowed(id, f),
-            },
+        let Some(value) = current::try_update(|ctx| share_value(ctx, id)) else {
+            // The context is borrowed by a `get` cloning a value (this runs inside that value's
+            // `Clone` impl), or gone (thread exit): read it as it is.
+            return self.with_borrowed(id, f);
         };
         match value.as_deref().and_then(<dyn Any + Send + Sync>::downcast_ref::<T>) {
             Some(value) => f(Some(value)),
@@ -193,7 +183,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         }
     }
 
-    /// [`with`](Self::with) while the current context is already borrowed for reading.
+    /// [`with`](Self::with) when the current context cannot be borrowed mutably: lends the value
+    /// under a shared borrow, or the default once the context is gone.
     #[cold]
     fn with_borrowed<R>(&self, id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
         let mut f = Some(f);
@@ -376,13 +367,6 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             id => Some(id),
         }
     }
-}
-
-/// What [`ContextVar::with`] finds in the current context.
-enum Found {
-    Unset,
-    Shared(Arc<dyn Any + Send + Sync>),
-    Owned,
 }
 
 /// A shared reference to the value under `var_id`, freezing it first if it is owned.
