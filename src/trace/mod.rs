@@ -1,8 +1,8 @@
 //! Request tracing on top of context variables: one trace ID per request, in every log line
 //! the request produces and in every call it makes to other services.
 //!
-//! At the request boundary, [`TraceContext::extract`] (or [`TraceContext::from_header_values`]
-//! without the `http` crate) picks the request's correlation ID, in this order:
+//! At the request boundary, `TraceContext::extract` (feature `http`) or
+//! [`TraceContext::from_header_values`] (without the `http` crate) picks the request's correlation ID, in this order:
 //!
 //! 1. an `X-Trace-ID` header, which lets a proxy or a test pin the value: used as it is when
 //!    it is 1 to 128 bytes of visible ASCII without spaces, ignored otherwise (a CR, LF or any
@@ -12,8 +12,8 @@
 //!
 //! The context is stored in [`TRACE_CONTEXT`], the one shared slot that log integrations and
 //! other libraries read: [`TraceContext::current`], [`CurrentTraceId`] for formatters.
-//! Outgoing calls carry it on with [`TraceContext::inject`] (or
-//! [`TraceContext::outgoing_headers`]): a `traceparent` with the same trace-id, a new parent-id
+//! Outgoing calls carry it on with `TraceContext::inject` (feature `http`) or
+//! [`TraceContext::outgoing_headers`]: a `traceparent` with the same trace-id, a new parent-id
 //! and the incoming flags, the incoming `tracestate`, and the `X-Trace-ID`.
 //!
 //! The service continues traces but records no spans: it never changes the sampled flag and
