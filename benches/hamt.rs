@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use contextvars::hamt::{Garbage, IdMap};
+use contextvars::hamt::IdMap;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const SIZES: [u64; 5] = [1, 8, 64, 1_000, 10_000];
@@ -31,11 +31,9 @@ impl PersistentMap for IdMap<u64> {
 
     fn build(n: u64) -> Self {
         let mut map = IdMap::new();
-        let mut garbage = Garbage::new();
         for key in 1..=n {
-            map.insert(key, key, &mut garbage);
+            map.insert(key, key);
         }
-        map.freeze();
         map
     }
 
@@ -44,21 +42,19 @@ impl PersistentMap for IdMap<u64> {
     }
 
     fn inserted(&self, key: u64, value: u64) -> Self {
-        let mut map = self.share();
-        map.insert(key, value, &mut Garbage::new());
-        map.freeze();
+        let mut map = self.clone();
+        map.insert(key, value);
         map
     }
 
     fn removed(&self, key: u64) -> Self {
-        let mut map = self.share();
-        map.remove(key, &mut Garbage::new());
-        map.freeze();
+        let mut map = self.clone();
+        map.remove(key);
         map
     }
 
     fn snapshot(&self) -> Self {
-        self.share()
+        self.clone()
     }
 }
 

@@ -2,64 +2,10 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::hamt::{Freeze, Garbage, IdMap};
+use crate::hamt::IdMap;
+use crate::raw::{Root, Value};
 use crate::{ContextVar, current};
-
-/// A value stored in a context, type-erased, with the name of its variable.
-pub(crate) struct Entry {
-    pub(crate) name: &'static str,
-    pub(crate) value: Value,
-}
-
-/// A type-erased value: owned by one context (changed in place), or shared between contexts.
-pub(crate) enum Value {
-    Owned(Box<dyn Any + Send + Sync>),
-    Shared(Arc<dyn Any + Send + Sync>),
-}
-
-impl Value {
-    #[inline]
-    pub(crate) fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        match self {
-            Value::Owned(value) => &**value,
-            Value::Shared(value) => &**value,
-        }
-    }
-
-    /// Turns an owned value into a shared one (one allocation); a no-op on shared values.
-    pub(crate) fn freeze(&mut self) {
-        if let Value::Owned(value) = self {
-            // A boxed `()` does not allocate: a free placeholder while the value moves.
-            let value = std::mem::replace(value, Box::new(()));
-            *self = Value::Shared(Arc::from(value));
-        }
-    }
-}
-
-impl Freeze for Entry {
-    fn freeze(&mut self) {
-        self.value.freeze();
-    }
-
-    fn is_frozen(&self) -> bool {
-        matches!(self.value, Value::Shared(_))
-    }
-
-    fn clone_frozen(&self) -> Self {
-        match &self.value {
-            Value::Shared(value) => Entry { name: self.name, value: Value::Shared(Arc::clone(value)) },
-            // Contexts are frozen whenever they stop being current (see `current::enter`), and
-            // the current one before it is copied, so no clone ever reaches an owned value.
-            Value::Owned(_) => unreachable!("only frozen contexts are copied"),
-        }
-    }
-}
-
-/// Identities handed to contexts the first time a token is created in them.
-static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A mapping from context variables to values: what [`ContextVar::get`] reads.
 ///
@@ -101,7 +47,7 @@ static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// assert_eq!(ctx.get(&USER).map(String::as_str), Some("carol"));
 /// ```
 pub struct Context {
-    pub(crate) map: IdMap<Entry>,
+    map: IdMap<Value>,
     /// Identity for tokens; 0 until the first `set` in this context. Never copied by `clone`.
     id: u64,
 }
@@ -144,17 +90,9 @@ impl Context {
     /// assert_eq!(snapshot.get(&N), Some(&1));
     /// ```
     ///
-    /// # Panics
-    ///
-    /// When called from a value's `Clone` impl run by [`ContextVar::get`], which holds the
-    /// current context borrowed while it clones.
     #[must_use]
     pub fn current() -> Self {
-        current::update(|ctx| {
-            ctx.map.freeze();
-            ctx.clone()
-        })
-        .unwrap_or_default()
+        current::snapshot()
     }
 
     /// Makes this context the current one while `f` runs, then restores the caller's.
@@ -192,7 +130,7 @@ impl Context {
     ///
     /// Whatever `f` panics with, after the caller's context is restored.
     pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        current::enter(self, current::OnLeave::Freeze, f)
+        current::enter(self, f)
     }
 
     /// The value `var` has in this context, if it was set here. Defaults are not consulted.
@@ -210,7 +148,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn get<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Option<&T> {
-        self.lookup(var.raw_id()?)
+        self.map.get(var.raw_id()?).and_then(Value::downcast_ref::<T>)
     }
 
     /// `true` when `var` is set in this context (a default does not count).
@@ -300,11 +238,9 @@ impl Context {
     /// ```
     #[must_use]
     pub fn with_value<T: Send + Sync + 'static>(&self, var: &ContextVar<T>, value: T) -> Context {
-        let mut map = self.map.share();
-        // Shared from the start: the map is frozen right after.
-        let entry = Entry { name: var.name(), value: Value::Shared(Arc::new(value)) };
-        map.insert(var.id(), entry, &mut Garbage::new());
-        map.freeze();
+        let mut map = self.map.clone();
+        // What this displaces is still held by `self`: dropping it here runs no destructor.
+        drop(map.insert(var.id(), Value::new(var.name(), value)));
         Context { map, id: 0 }
     }
 
@@ -325,10 +261,9 @@ impl Context {
     /// ```
     #[must_use]
     pub fn without<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Context {
-        let mut map = self.map.share();
+        let mut map = self.map.clone();
         if let Some(id) = var.raw_id() {
-            map.remove(id, &mut Garbage::new());
-            map.freeze();
+            drop(map.remove(id)); // still held by `self`, as in `with_value`
         }
         Context { map, id: 0 }
     }
@@ -355,42 +290,23 @@ impl Context {
         move || ctx.run(f)
     }
 
-    /// The value stored under a variable id, downcast to the variable's type.
-    #[inline]
-    pub(crate) fn lookup<T: 'static>(&self, id: u64) -> Option<&T> {
-        self.map.get(id).and_then(|entry| entry.value.as_any().downcast_ref::<T>())
+    /// A context holding the trie `root`, with no identity yet.
+    pub(crate) fn from_root(root: Option<Root>) -> Self {
+        let mut ctx = Self::new();
+        *ctx.parts_mut().0 = root;
+        ctx
     }
 
-    /// This context's identity for tokens, drawn on first use.
-    pub(crate) fn identity(&mut self) -> u64 {
-        if self.id == 0 {
-            self.id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
-        }
-        self.id
-    }
-
-    /// Exchanges two contexts; drops nothing but an empty context.
-    ///
-    /// Goes through an empty context instead of `mem::swap`: the compiler then reads and
-    /// writes both sides with the same widths, so the next swap's loads are forwarded from
-    /// this one's stores. With `mem::swap` one side was written in 8-byte halves and read back
-    /// as 16 bytes, which stalled every poll of a `WithContext` (about 3x the overhead).
-    #[inline]
-    pub(crate) fn swap(&mut self, other: &mut Context) {
-        let mine = std::mem::take(self);
-        *self = std::mem::replace(other, mine);
-    }
-
-    /// The identity tokens compare against; 0 (which no token holds) before the first `set`.
-    pub(crate) fn raw_identity(&self) -> u64 {
-        self.id
+    /// The trie and the identity, to be exchanged with the thread's slot together.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Option<Root>, &mut u64) {
+        (self.map.root_mut(), &mut self.id)
     }
 }
 
 impl Clone for Context {
     /// An independent context holding the same values. O(1).
     fn clone(&self) -> Self {
-        Self { map: self.map.share(), id: 0 }
+        Self { map: self.map.clone(), id: 0 }
     }
 }
 
@@ -432,14 +348,14 @@ impl<'a> IntoIterator for &'a Context {
 
 /// Iterator for [`Context::iter`].
 pub struct Iter<'a> {
-    inner: crate::hamt::Iter<'a, Entry>,
+    inner: crate::hamt::Iter<'a, Value>,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'static str, &'a (dyn Any + Send + Sync));
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|(_, entry)| (entry.name, entry.value.as_any()))
+        self.inner.next().map(|(_, value)| (value.name(), value.as_any()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -472,9 +388,6 @@ impl fmt::Debug for Iter<'_> {
 /// assert_eq!(ctx.get(&N), Some(&2));
 /// ```
 ///
-/// # Panics
-///
-/// As [`Context::current`].
 #[must_use]
 pub fn copy_context() -> Context {
     Context::current()

@@ -1,109 +1,281 @@
 //! The thread's current context, and the one routine that swaps another one in.
 //!
-//! Every thread owns a [`Context`] in a thread-local slot, empty at first. Reads borrow it;
-//! `set`/`reset` change its map in place; [`enter`] swaps a caller's context into the slot
-//! for the length of a closure. `Context::run`, `WithContext::poll`, `WithContext`'s drop and
-//! therefore everything else that enters a context goes through [`enter`].
+//! Every thread has a current context: its trie, in `raw.rs`, and the cells below. Reads look
+//! into it where it is ([`lend`]); `set`/`reset` change it in place ([`change`]); [`enter`]
+//! swaps a caller's context in for the length of a closure and back out, also on unwind.
+//! `Context::run`, `WithContext::poll`, `WithContext`'s drop and so everything else that
+//! enters a context goes through [`enter`].
 //!
-//! Nothing here drops a user value while the slot is borrowed: closures passed to [`update`]
-//! hand whatever they displace back to their caller, who drops it after the borrow ends, so a
-//! destructor that reads or sets context variables finds the slot free.
+//! Two rules keep lent references valid and destructors free to use context variables:
+//! - While a read lends a reference into the current trie to user code (a value's `Clone`, a
+//!   `with` closure), `READING` is raised; a change made meanwhile first *pins* the trie (one
+//!   more reference, released when the reads end), so the change copies the path instead of
+//!   writing in place, and the lent reference stays valid.
+//! - Nothing is dropped while the trie is being changed: [`change`]'s closure returns what
+//!   it displaces, and the caller drops it afterwards.
+//!
+//! At thread exit a guard (a thread-local with a destructor, registered when the thread's own
+//! context first holds a value) drops that context. The cells themselves have no destructor,
+//! so `Context::run` and `WithContext` keep working in other thread-locals' destructors; only
+//! a `set` at the thread's own level after the guard ran keeps nothing (see
+//! `ContextVar::set`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Context;
+use crate::hamt::{self, IdMap};
+use crate::raw::{self, Root, Value};
 
+/// `FLAGS`: the thread is an executor worker (`thread::mark_worker`).
+pub(crate) const WORKER: u8 = 1;
+/// `FLAGS`: with `WORKER`, a root `set` warns instead of panicking.
+pub(crate) const WARN_ONLY: u8 = 1 << 1;
+/// `FLAGS`: the exit guard is registered.
+const GUARDED: u8 = 1 << 2;
+/// `FLAGS`: the exit guard has run; the thread's own context can hold nothing more.
+const GONE: u8 = 1 << 3;
+
+/// `READING`: tries are pinned until the reads in progress end.
+const PINNED: u32 = 1 << 31;
+
+/// Identities handed to contexts the first time a token is created in them.
+static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+// The thread's current context is its trie (`raw.rs`) and these; each is a `const` cell
+// without a destructor, so every access is a plain thread-local load or store.
 thread_local! {
-    static CURRENT: RefCell<Context> = const { RefCell::new(Context::new()) };
+    /// The current context's identity for tokens (0 until a token is created in it).
+    static ID: Cell<u64> = const { Cell::new(0) };
+    /// Reads in progress that lend a reference into the current trie to user code, plus
+    /// `PINNED`. While non-zero, changes pin the trie and copy instead of writing in place.
+    static READING: Cell<u32> = const { Cell::new(0) };
+    /// Contexts entered on this thread and not yet left.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// `WORKER`, `WARN_ONLY`, `GUARDED`, `GONE`.
+    static FLAGS: Cell<u8> = const { Cell::new(0) };
+    /// Tries pinned by changes made while a read lent a reference into them.
+    static PINS: RefCell<Vec<Root>> = const { RefCell::new(Vec::new()) };
+    /// Drops the thread's own context at thread exit.
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
 }
 
-/// Runs `f` on the current context. `None` once the thread-local has been destroyed (a
-/// destructor running at thread exit).
-///
-/// The slot is never mutably borrowed while user code runs (see [`update`]), so the shared
-/// borrow cannot fail; were it to, the caller sees no context rather than a panic.
+/// Calls `f` with the value stored under the variable id `id` in the current context, if it
+/// is a `T`. `f` may run user code: the trie stays valid while it does.
 #[inline]
-pub(crate) fn read<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
-    CURRENT.try_with(|slot| slot.try_borrow().ok().map(|ctx| f(&ctx))).ok().flatten()
+pub(crate) fn lend<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
+    raw::peek_root(|root| {
+        let value = root.and_then(|root| hamt::get_in(root, id)).and_then(Value::downcast_ref::<T>);
+        let _reading = Reading::start();
+        f(value)
+    })
 }
 
-/// Runs `f` on the current context, mutably. `None` once the thread-local has been destroyed.
-///
-/// `f` must not drop user values: it returns them instead.
-///
-/// # Panics
-///
-/// When called while the context is borrowed by [`read`], which only happens if a value's
-/// `Clone` impl, run by `ContextVar::get`, itself sets a variable or enters a context.
+/// Raises the reading count for its lifetime.
+struct Reading;
+
+impl Reading {
+    #[inline]
+    fn start() -> Self {
+        READING.set(READING.get() + 1);
+        Self
+    }
+}
+
+impl Drop for Reading {
+    #[inline]
+    fn drop(&mut self) {
+        let reading = READING.get() - 1;
+        READING.set(reading);
+        if reading == PINNED {
+            unpin();
+        }
+    }
+}
+
+/// Releases the pinned tries once no read lends into them.
+#[cold]
+#[inline(never)]
+fn unpin() {
+    READING.set(0);
+    let pins = PINS.try_with(|pins| std::mem::take(&mut *pins.borrow_mut())).unwrap_or_default();
+    drop(pins); // outside the borrow: dropping a trie may run values' destructors
+}
+
+/// Keeps a reference to the current trie until the reads in progress end.
+#[cold]
+#[inline(never)]
+fn pin() {
+    let root = raw::peek_root(another_handle);
+    if let Some(root) = root {
+        let mut root = Some(root);
+        if PINS.try_with(|pins| pins.borrow_mut().extend(root.take())).is_ok() {
+            READING.set(READING.get() | PINNED);
+        }
+        // `PINS` is gone only in a destructor running at thread exit: the trie must still
+        // outlive the read, so it is leaked rather than released early.
+        std::mem::forget(root);
+    }
+}
+
+/// Another handle to the trie (a named function: `Option::cloned` as a path is not general
+/// enough over the borrow's lifetime).
+fn another_handle(root: Option<&Root>) -> Option<Root> {
+    root.cloned()
+}
+
+/// A snapshot of the current context: one reference-count increment.
 #[inline]
-pub(crate) fn update<R>(f: impl FnOnce(&mut Context) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|slot| match slot.try_borrow_mut() {
-            Ok(mut ctx) => f(&mut ctx),
-            Err(_) => reentrant_update(),
-        })
-        .ok()
+pub(crate) fn snapshot() -> Context {
+    Context::from_root(raw::peek_root(another_handle))
 }
 
-/// Runs `f` on the current context, mutably, unless the context is borrowed (a value's
-/// `Clone` impl run by `ContextVar::get`) or destroyed (thread exit): then `None`.
-///
-/// `f` must not drop user values: it returns them instead.
-pub(crate) fn try_update<R>(f: impl FnOnce(&mut Context) -> R) -> Option<R> {
-    CURRENT.try_with(|slot| slot.try_borrow_mut().ok().map(|mut ctx| f(&mut ctx))).ok().flatten()
+/// The current context's identity for tokens, drawn on first use.
+#[inline]
+pub(crate) fn identity() -> u64 {
+    match ID.get() {
+        0 => draw_identity(),
+        id => id,
+    }
 }
 
 #[cold]
-#[inline(never)]
-fn reentrant_update() -> ! {
-    panic!(
-        "contextvars: a value's `Clone` impl, run by `ContextVar::get`, tried to change the current \
-         context or take a snapshot of it; such an impl may read context variables, but not set \
-         them, enter a context or call `copy_context`"
-    )
+fn draw_identity() -> u64 {
+    let id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
+    ID.set(id);
+    id
 }
 
-/// What [`enter`] does with the context it entered once `f` is done.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OnLeave {
-    /// Freeze it, so that the caller may clone it in O(1): for contexts handed back to users.
-    Freeze,
-    /// Leave it as it is: for a context that is entered again later (a future between
-    /// polls), or dropped.
-    Keep,
+/// The current context's identity; 0 (which no token holds) before the first token.
+#[inline]
+pub(crate) fn raw_identity() -> u64 {
+    ID.get()
+}
+
+/// Runs `f` on the current context's values, changed in place where they are not shared.
+///
+/// `f` must not run user code nor drop user values: it returns what it displaces, and the
+/// caller drops that after this returns.
+#[inline]
+pub(crate) fn change<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
+    if READING.get() != 0 {
+        pin();
+    }
+    let result = raw::update_root(|root| {
+        let mut map = IdMap::from_root(root.take());
+        let result = f(&mut map);
+        *root = map.into_root();
+        result
+    });
+    if FLAGS.get() & GUARDED == 0 && DEPTH.get() == 0 && !raw::root_is_empty() {
+        guard_own_context();
+    }
+    result
+}
+
+/// The thread's own context holds values for the first time: registers the exit guard that
+/// drops them. Once the guard has run (thread exit), drops them now instead.
+#[cold]
+#[inline(never)]
+fn guard_own_context() {
+    if FLAGS.get() & GONE == 0 && EXIT_GUARD.try_with(|_| ()).is_ok() {
+        FLAGS.set(FLAGS.get() | GUARDED);
+        return;
+    }
+    FLAGS.set(FLAGS.get() | GONE);
+    let mut orphan = None;
+    raw::exchange_root(&mut orphan);
+    // A new identity for what follows, so tokens made for the dropped values fail to reset.
+    ID.set(0);
+    drop(orphan);
+}
+
+/// Drops the thread's own context at thread exit.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        FLAGS.set((FLAGS.get() | GONE) & !GUARDED);
+        // A value's destructor may set variables again; those sets keep nothing from now on.
+        loop {
+            let mut root = None;
+            raw::exchange_root(&mut root);
+            if root.is_none() {
+                break;
+            }
+            drop(root);
+        }
+    }
 }
 
 /// Makes `ctx` the current context while `f` runs, then puts the previous one back, also
 /// when `f` panics. Changes made by `f` end up in `ctx`.
-///
-/// Once the thread-local has been destroyed (thread exit), `f` runs without entering.
 #[inline]
-pub(crate) fn enter<R>(ctx: &mut Context, on_leave: OnLeave, f: impl FnOnce() -> R) -> R {
+pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
     /// Swaps back on drop, so unwinding restores the caller's context too.
-    struct Restore<'a> {
-        ctx: &'a mut Context,
-        entered: bool,
-        on_leave: OnLeave,
-    }
-    impl Drop for Restore<'_> {
+    struct Leave<'a>(&'a mut Context);
+
+    impl Drop for Leave<'_> {
         #[inline]
         fn drop(&mut self) {
-            if self.entered {
-                swap(self.ctx);
-                if self.on_leave == OnLeave::Freeze {
-                    self.ctx.map.freeze();
-                }
-            }
+            exchange(self.0);
+            DEPTH.set(DEPTH.get() - 1);
         }
     }
 
-    let entered = swap(ctx);
-    let _restore = Restore { ctx, entered, on_leave };
+    exchange(ctx);
+    DEPTH.set(DEPTH.get() + 1);
+    let _leave = Leave(ctx);
     f()
 }
 
-/// Exchanges `ctx` with the current context. Nothing is dropped.
+/// Exchanges `ctx` with the current context. Drops nothing.
 #[inline]
-fn swap(ctx: &mut Context) -> bool {
-    update(|current| current.swap(ctx)).is_some()
+fn exchange(ctx: &mut Context) {
+    let (root, id) = ctx.parts_mut();
+    raw::exchange_root(root);
+    *id = ID.replace(*id);
+}
+
+/// `true` when the calling thread is inside an entered context.
+#[inline]
+pub(crate) fn in_entered_context() -> bool {
+    DEPTH.get() != 0
+}
+
+/// The thread's flags.
+#[inline]
+pub(crate) fn flags() -> u8 {
+    FLAGS.get()
+}
+
+/// Sets or clears `flag` in the thread's flags.
+pub(crate) fn set_flag(flag: u8, on: bool) {
+    let flags = FLAGS.get();
+    FLAGS.set(if on { flags | flag } else { flags & !flag });
+}
+
+/// Panics (or warns, in warn-only mode) when a `set` on a worker thread would change the
+/// thread's own context, which every task the thread polls next would see.
+#[inline]
+#[track_caller]
+pub(crate) fn check_root_set(name: &'static str) {
+    if FLAGS.get() & WORKER != 0 && DEPTH.get() == 0 {
+        root_set_on_worker(name);
+    }
+}
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn root_set_on_worker(name: &'static str) {
+    let message = format!(
+        "contextvars: `{name}` was set on an executor worker thread outside any task context, so \
+         every task this thread polls next would see the value; run the task in a context of its \
+         own (spawn it with `contextvars::tokio::spawn` or wrap it with `with_context(fut)` / \
+         `.with_current_context()`), or set the value for one call with `scope` or for one future \
+         with `FutureExt::with_var`"
+    );
+    assert!(flags() & WARN_ONLY != 0, "{message}");
+    let location = std::panic::Location::caller();
+    eprintln!("warning: {message} (at {location})");
 }

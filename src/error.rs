@@ -1,6 +1,9 @@
-//! The error returned by [`ContextVar::reset`](crate::ContextVar::reset).
+//! The errors returned by [`ContextVar::reset`](crate::ContextVar::reset) and
+//! [`ContextVar::try_reset`](crate::ContextVar::try_reset).
 
 use std::fmt;
+
+use crate::Token;
 
 /// Why [`ContextVar::reset`](crate::ContextVar::reset) refused a token.
 ///
@@ -38,3 +41,63 @@ impl fmt::Display for ResetError {
 }
 
 impl std::error::Error for ResetError {}
+
+/// Why [`ContextVar::try_reset`](crate::ContextVar::try_reset) refused a token, with the token,
+/// which stays usable in the context it came from.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::{ContextVar, ResetError};
+///
+/// static A: ContextVar<u32> = ContextVar::new("a");
+/// static B: ContextVar<u32> = ContextVar::new("b");
+///
+/// let refused = B.try_reset(A.set(1)).unwrap_err();
+/// assert_eq!(refused.error(), ResetError::DifferentVar);
+/// assert_eq!(refused.to_string(), "token was created by a different context variable");
+/// A.reset(refused.into_token()).unwrap();
+/// assert_eq!(A.get(), None);
+/// ```
+pub struct TryResetError<T> {
+    error: ResetError,
+    token: Token<T>,
+}
+
+impl<T> TryResetError<T> {
+    pub(crate) fn new(error: ResetError, token: Token<T>) -> Self {
+        Self { error, token }
+    }
+
+    /// Why the token was refused.
+    #[must_use]
+    pub fn error(&self) -> ResetError {
+        self.error
+    }
+
+    /// The token, as it was before the attempt.
+    #[must_use]
+    pub fn token(&self) -> &Token<T> {
+        &self.token
+    }
+
+    /// Gives the token back.
+    #[must_use]
+    pub fn into_token(self) -> Token<T> {
+        self.token
+    }
+}
+
+impl<T> fmt::Debug for TryResetError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryResetError").field("error", &self.error).field("token", &self.token).finish()
+    }
+}
+
+impl<T> fmt::Display for TryResetError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for TryResetError<T> {}

@@ -7,7 +7,7 @@ use futures_core::{FusedFuture, FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::Context;
-use crate::current::{self, OnLeave};
+use crate::current;
 
 pin_project! {
     /// Future for [`with_context`] and [`FutureExt::with_context`](crate::FutureExt::with_context).
@@ -30,7 +30,7 @@ pin_project! {
             let this = this.project();
             let mut inner = this.inner;
             if inner.is_some() {
-                current::enter(this.context, OnLeave::Keep, || inner.set(None));
+                current::enter(this.context, || inner.set(None));
             }
         }
     }
@@ -47,9 +47,7 @@ impl<F> WithContext<F> {
     /// a snapshot with `clone`.
     #[must_use]
     pub fn context_mut(self: Pin<&mut Self>) -> &mut Context {
-        let context = self.project().context;
-        context.map.freeze();
-        context
+        self.project().context
     }
 
     /// The wrapped future.
@@ -76,7 +74,7 @@ impl<F: std::future::Future> std::future::Future for WithContext<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
         let inner = this.inner.as_pin_mut();
-        current::enter(this.context, OnLeave::Keep, || inner.map_or(Poll::Pending, |inner| inner.poll(cx)))
+        current::enter(this.context, || inner.map_or(Poll::Pending, |inner| inner.poll(cx)))
     }
 }
 
@@ -93,9 +91,7 @@ impl<S: Stream> Stream for WithContext<S> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
         let inner = this.inner.as_pin_mut();
-        current::enter(this.context, OnLeave::Keep, || {
-            inner.map_or(Poll::Ready(None), |inner| inner.poll_next(cx))
-        })
+        current::enter(this.context, || inner.map_or(Poll::Ready(None), |inner| inner.poll_next(cx)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -7,246 +7,138 @@
 //! anything nests: up to 32 live variables are one level deep, 1,024 two, 32,768 three.
 //!
 //! ```text
-//!  Node { bitmap: 0b..1011, slots: [s0, s1, s3] }       bit i set <=> chunk value i present
+//!  Node { index: [0, 1, 3, 0, 2, 0, ..], slots: [a, b, c] }   index[chunk] = 1 + position
 //!                              |
 //!          +-------------------+-------------------+
-//!      Leaf(key, value)   Leaf(key, value)    Branch(Ptr)   next 5 bits of the key
+//!      Leaf(key, value)   Leaf(key, value)    Branch(node)   next 5 bits of the key
 //! ```
 //!
-//! # Owned and shared nodes
+//! A node finds a chunk's slot through a 32-byte index, one load, rather than a bitmap and a
+//! population count (which the default x86-64 target computes in software). Slots are kept
+//! dense in any order; removing one moves the last slot into its place.
 //!
-//! A node is either `Ptr::Owned` (held inline: this map is its only owner, so it is changed in
-//! place with no atomic operation at all) or `Ptr::Shared` (an `Arc`, possibly reachable
-//! from other maps, so changing it first copies it into a new owned node). Values follow the
-//! same split through [`Freeze`]. [`IdMap::freeze`] turns every owned node and value into a
-//! shared one; after that, [`IdMap::share`] is one reference-count increment. The thread's
-//! current context stays owned while it is being set and reset, and is frozen only when a
-//! snapshot is taken or when it stops being current.
+//! Nodes are reference-counted ([`Shared`]): a change walks down the key's path, changing each
+//! node in place when this map is its only owner and copying it first when it is shared, so a
+//! copy of the map is one increment and the first change after it copies one path. Values are
+//! cloned only when their node is copied (for a context's values that is a reference-count
+//! increment). Nothing here drops a displaced value: it is returned to the caller, who drops
+//! it once it holds no borrow (a value's destructor may use context variables).
 //!
 //! # Invariants
 //!
 //! Kept by every operation and checked by [`IdMap::check_invariants`]:
-//! - `slots.len() == bitmap.count_ones()`; slot `i` belongs to the chunk value whose bit is the
-//!   `i`-th set bit of `bitmap` (`(bitmap & (bit - 1)).count_ones()`).
-//! - A branch below the root never holds a single leaf: such a branch is folded into its
-//!   parent, so the shape of the trie depends only on the set of keys, not on the order of
-//!   operations. No node is empty; the empty map has no root.
-//! - A shared node holds only shared children and frozen values.
-//!
-//! Nodes displaced by a copy are handed to the caller in a [`Garbage`] list instead of being
-//! dropped on the spot: were other owners to let go meanwhile, dropping the last reference
-//! would drop user values, whose destructors may use context variables while the caller still
-//! holds the thread's context borrowed.
+//! - `index[c] == i + 1` exactly when slot `i` holds the entries whose chunk at this level is
+//!   `c`; every other index byte is 0; `slots` holds no gaps.
+//! - The root's `len` is the number of leaves in the trie (the map's length); other nodes
+//!   keep 0 there.
+//! - A branch below the root holds at least two leaves: one that would hold a single leaf is
+//!   folded into its parent, so the trie's shape depends only on its keys. The empty map has
+//!   no root.
 
 use std::fmt;
-use std::sync::Arc;
+
+use crate::raw::Shared;
 
 const BITS: u32 = 5;
 const MASK: u64 = (1 << BITS) - 1;
-
-/// Values stored in an [`IdMap`]: owned values must be frozen before their node is shared.
-pub trait Freeze {
-    /// Makes the value shareable, so that [`clone_frozen`](Self::clone_frozen) works on it.
-    fn freeze(&mut self);
-    /// `true` when [`freeze`](Self::freeze) has nothing left to do.
-    fn is_frozen(&self) -> bool;
-    /// A copy of a frozen value (for values of shared nodes, which are always frozen).
-    #[must_use]
-    fn clone_frozen(&self) -> Self;
-}
-
-impl Freeze for u64 {
-    fn freeze(&mut self) {}
-    fn is_frozen(&self) -> bool {
-        true
-    }
-    fn clone_frozen(&self) -> Self {
-        *self
-    }
-}
+/// Slots per node.
+const WIDTH: usize = 1 << BITS;
 
 /// A persistent map from unique `u64` keys to values.
 pub struct IdMap<V> {
-    root: Option<Ptr<V>>,
+    root: Option<Shared<Node<V>>>,
+}
+
+/// A trie node: the slot of each chunk value present, and on the root the number of leaves.
+pub(crate) struct Node<V> {
+    index: [u8; WIDTH],
     len: usize,
-}
-
-/// A link to a node: owned by this map alone, or shared with other maps.
-enum Ptr<V> {
-    /// Only this map reaches the node: changed in place.
-    Owned(Node<V>),
-    /// Other maps may reach the node: copied before a change.
-    Shared(Arc<Node<V>>),
-}
-
-/// A trie node: a bitmap of the chunk values present and one slot for each.
-struct Node<V> {
-    bitmap: u32,
     slots: Vec<Slot<V>>,
 }
 
+#[derive(Clone)]
 enum Slot<V> {
     Leaf(u64, V),
-    Branch(Ptr<V>),
+    Branch(Shared<Node<V>>),
 }
 
-/// Nodes displaced by an update, to be dropped once the caller has released its borrows.
-pub struct Garbage<V>(Vec<Arc<Node<V>>>);
-
-impl<V> Garbage<V> {
-    /// An empty list; does not allocate.
-    #[must_use]
-    pub const fn new() -> Self {
-        Self(Vec::new())
-    }
-
-    /// `true` when nothing was displaced.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<V> Default for Garbage<V> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<V> fmt::Debug for Garbage<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Garbage").field("nodes", &self.0.len()).finish()
+impl<V: Clone> Clone for Node<V> {
+    fn clone(&self) -> Self {
+        // Room for one more slot: a copy is usually made to insert into.
+        let mut slots = Vec::with_capacity(self.slots.len() + 1);
+        slots.extend(self.slots.iter().cloned());
+        Self { index: self.index, len: self.len, slots }
     }
 }
 
 #[inline]
-fn chunk(key: u64, shift: u32) -> u32 {
-    ((key >> shift) & MASK) as u32
+fn chunk(key: u64, shift: u32) -> usize {
+    ((key >> shift) & MASK) as usize
 }
 
 impl<V> Node<V> {
-    #[inline]
-    fn position(&self, bit: u32) -> usize {
-        (self.bitmap & (bit - 1)).count_ones() as usize
-    }
-
-    /// An owned node holding two leaves whose keys agree on every chunk below `shift`.
+    /// A node below the root holding two leaves whose keys agree on every chunk below `shift`.
     fn pair(shift: u32, a: (u64, V), b: (u64, V)) -> Self {
         debug_assert_ne!(a.0, b.0, "keys are unique");
+        let mut node = Self { index: [0; WIDTH], len: 0, slots: Vec::with_capacity(2) };
         let (ca, cb) = (chunk(a.0, shift), chunk(b.0, shift));
         if ca == cb {
-            let child = Self::pair(shift + BITS, a, b);
-            Self { bitmap: 1 << ca, slots: vec![Slot::Branch(Ptr::Owned(child))] }
+            push(
+                &mut node.index,
+                &mut node.slots,
+                ca,
+                Slot::Branch(Shared::new(Self::pair(shift + BITS, a, b))),
+            );
         } else {
-            let (first, second) = if ca < cb { (a, b) } else { (b, a) };
-            Self {
-                bitmap: (1 << ca) | (1 << cb),
-                slots: vec![Slot::Leaf(first.0, first.1), Slot::Leaf(second.0, second.1)],
-            }
+            push(&mut node.index, &mut node.slots, ca, Slot::Leaf(a.0, a.1));
+            push(&mut node.index, &mut node.slots, cb, Slot::Leaf(b.0, b.1));
         }
+        node
     }
 }
 
-impl<V: Freeze> Node<V> {
-    /// A copy of this node whose owned children are copied too. Every value must be frozen
-    /// (always true of shared nodes).
-    fn copy(&self) -> Self {
-        // Room for one more slot: a copy is usually made to insert into.
-        let mut slots = Vec::with_capacity(self.slots.len() + 1);
-        slots.extend(self.slots.iter().map(|slot| match slot {
-            Slot::Leaf(k, v) => Slot::Leaf(*k, v.clone_frozen()),
-            Slot::Branch(child) => Slot::Branch(child.share()),
-        }));
-        Self { bitmap: self.bitmap, slots }
-    }
-
-    /// Freezes every owned value and child of this node.
-    fn freeze_slots(&mut self) {
-        for slot in &mut self.slots {
-            match slot {
-                Slot::Leaf(_, v) => v.freeze(),
-                Slot::Branch(child) => child.freeze(),
-            }
-        }
-    }
+/// Adds `slot` as the slot of `chunk`.
+#[inline]
+fn push<V>(index: &mut [u8; WIDTH], slots: &mut Vec<Slot<V>>, chunk: usize, slot: Slot<V>) {
+    slots.push(slot);
+    index[chunk] = slots.len() as u8;
 }
 
-impl<V> std::ops::Deref for Ptr<V> {
-    type Target = Node<V>;
-
-    #[inline]
-    fn deref(&self) -> &Node<V> {
-        match self {
-            Ptr::Owned(node) => node,
-            Ptr::Shared(node) => node,
-        }
+/// Takes out the slot of `chunk`, moving the last slot into its place.
+fn take<V>(index: &mut [u8; WIDTH], slots: &mut Vec<Slot<V>>, chunk: usize) -> Slot<V> {
+    let position = usize::from(index[chunk]) - 1;
+    index[chunk] = 0;
+    let last = slots.len() as u8;
+    if let Some(moved) = index.iter_mut().find(|i| **i == last) {
+        *moved = position as u8 + 1;
     }
-}
-
-impl<V: Freeze> Ptr<V> {
-    /// `&mut` access to the node, copying it into an owned node first when it is shared. The
-    /// shared reference it replaces goes to `garbage`.
-    #[inline]
-    fn make_mut(&mut self, garbage: &mut Garbage<V>) -> &mut Node<V> {
-        if let Ptr::Shared(shared) = self {
-            let copy = Ptr::Owned(shared.copy());
-            if let Ptr::Shared(old) = std::mem::replace(self, copy) {
-                garbage.0.push(old);
-            }
-        }
-        match self {
-            Ptr::Owned(node) => node,
-            Ptr::Shared(_) => unreachable!("copied into an owned node above"),
-        }
-    }
-
-    /// Turns this link, and everything below it, into shared links and frozen values.
-    fn freeze(&mut self) {
-        if let Ptr::Owned(node) = self {
-            node.freeze_slots();
-            let slots = std::mem::take(&mut node.slots);
-            *self = Ptr::Shared(Arc::new(Node { bitmap: node.bitmap, slots }));
-        }
-    }
-
-    /// Another link to the same node. Shared links cost one increment; owned ones (reachable
-    /// only through [`IdMap::share`] on a map that was not frozen) are copied.
-    fn share(&self) -> Self {
-        match self {
-            Ptr::Shared(node) => Ptr::Shared(Arc::clone(node)),
-            Ptr::Owned(node) => {
-                let mut copy = Ptr::Owned(node.copy());
-                copy.freeze();
-                copy
-            }
-        }
-    }
+    slots.swap_remove(position)
 }
 
 impl<V> IdMap<V> {
     /// The empty map.
     #[must_use]
     pub const fn new() -> Self {
-        Self { root: None, len: 0 }
+        Self { root: None }
     }
 
     /// Number of entries.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.len
+        self.root.as_ref().map_or(0, |root| root.get().len)
     }
 
     /// `true` when the map holds no entry.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.root.is_none()
     }
 
-    /// `true` when both maps are the same shared trie (one shared from the other, unchanged).
+    /// `true` when both maps are the same trie (one cloned from the other, both unchanged).
     #[must_use]
     pub fn ptr_eq(&self, other: &Self) -> bool {
         match (&self.root, &other.root) {
-            (Some(Ptr::Shared(a)), Some(Ptr::Shared(b))) => Arc::ptr_eq(a, b),
+            (Some(a), Some(b)) => a.ptr_eq(b),
             (None, None) => true,
             _ => false,
         }
@@ -256,19 +148,7 @@ impl<V> IdMap<V> {
     #[inline]
     #[must_use]
     pub fn get(&self, key: u64) -> Option<&V> {
-        let mut node: &Node<V> = self.root.as_ref()?;
-        let mut shift = 0;
-        loop {
-            let bit = 1 << chunk(key, shift);
-            if node.bitmap & bit == 0 {
-                return None;
-            }
-            match &node.slots[node.position(bit)] {
-                Slot::Leaf(k, v) => return (*k == key).then_some(v),
-                Slot::Branch(child) => node = child,
-            }
-            shift += BITS;
-        }
+        get_in(self.root.as_ref()?, key)
     }
 
     /// `true` when `key` is present.
@@ -277,132 +157,160 @@ impl<V> IdMap<V> {
         self.get(key).is_some()
     }
 
-    /// Iterates over the entries in key-chunk order (not insertion order).
+    /// Iterates over the entries, in no particular order.
     #[must_use]
     pub fn iter(&self) -> Iter<'_, V> {
         let mut stack = Vec::new();
         if let Some(root) = &self.root {
-            stack.push(root.slots.iter());
+            stack.push(root.get().slots.iter());
         }
-        Iter { stack, remaining: self.len }
+        Iter { stack, remaining: self.len() }
+    }
+
+    /// The map whose trie is `root`.
+    pub(crate) fn from_root(root: Option<Shared<Node<V>>>) -> Self {
+        Self { root }
+    }
+
+    /// The trie's root, giving up the map.
+    pub(crate) fn into_root(self) -> Option<Shared<Node<V>>> {
+        self.root
+    }
+
+    /// The trie's root, to be exchanged with the thread's slot.
+    pub(crate) fn root_mut(&mut self) -> &mut Option<Shared<Node<V>>> {
+        &mut self.root
     }
 }
 
-impl<V: Freeze> IdMap<V> {
-    /// Another map holding the same entries, sharing the trie: O(1) once the map is frozen
-    /// ([`freeze`](Self::freeze)); otherwise the owned part is copied.
-    ///
-    /// Owned values must be frozen first: [`Freeze::clone_frozen`] is called on them.
-    #[must_use]
-    pub fn share(&self) -> Self {
-        Self { root: self.root.as_ref().map(Ptr::share), len: self.len }
-    }
-
-    /// Makes every node shared and every value frozen, so [`share`](Self::share) is O(1).
-    /// Costs nothing when the map is already frozen.
-    #[inline]
-    pub fn freeze(&mut self) {
-        if let Some(root @ Ptr::Owned(_)) = &mut self.root {
-            root.freeze();
-        }
-    }
-
-    /// `true` when [`share`](Self::share) is O(1).
-    #[must_use]
-    pub fn is_frozen(&self) -> bool {
-        !matches!(self.root, Some(Ptr::Owned(_)))
-    }
-
-    /// `&mut` access to the value under `key`, copying the path to it when it is shared.
-    #[inline]
-    pub fn get_mut(&mut self, key: u64, garbage: &mut Garbage<V>) -> Option<&mut V> {
-        // Walk read-only first: a miss must not copy anything.
-        self.get(key)?;
-        let mut node = self.root.as_mut()?.make_mut(garbage);
-        let mut shift = 0;
-        loop {
-            let pos = node.position(1 << chunk(key, shift));
-            match &mut node.slots[pos] {
-                Slot::Leaf(_, v) => return Some(v),
-                Slot::Branch(child) => node = child.make_mut(garbage),
-            }
-            shift += BITS;
-        }
-    }
-
-    /// Inserts `value` under `key` and returns the value it replaced.
-    pub fn insert(&mut self, key: u64, value: V, garbage: &mut Garbage<V>) -> Option<V> {
-        let Some(root) = self.root.as_mut() else {
-            let node = Node { bitmap: 1 << chunk(key, 0), slots: vec![Slot::Leaf(key, value)] };
-            self.root = Some(Ptr::Owned(node));
-            self.len = 1;
+/// The value under `key` in the trie below `root`: what a read of the current context calls.
+#[inline]
+pub(crate) fn get_in<V>(root: &Shared<Node<V>>, key: u64) -> Option<&V> {
+    let mut node = root.get();
+    let mut shift = 0;
+    loop {
+        let position = node.index[chunk(key, shift)];
+        if position == 0 {
             return None;
-        };
-        let mut node = root.make_mut(garbage);
+        }
+        match &node.slots[usize::from(position) - 1] {
+            Slot::Leaf(k, v) => return (*k == key).then_some(v),
+            Slot::Branch(child) => node = child.get(),
+        }
+        shift += BITS;
+    }
+}
+
+impl<V: Clone> IdMap<V> {
+    /// Stores `value` under `key`, returning the value it replaces.
+    pub fn insert(&mut self, key: u64, value: V) -> Option<V> {
+        self.upsert(key, value, |slot, value| Some(std::mem::replace(slot, value)), |value| (value, None))
+    }
+
+    /// The value under `key`, mutably; copies the path to it if it is shared. A miss copies
+    /// nothing.
+    pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let mut node = self.root.as_mut()?.make_mut();
         let mut shift = 0;
         loop {
-            let bit = 1 << chunk(key, shift);
-            let pos = node.position(bit);
-            if node.bitmap & bit == 0 {
-                node.bitmap |= bit;
-                node.slots.insert(pos, Slot::Leaf(key, value));
-                self.len += 1;
-                return None;
-            }
-            if matches!(node.slots[pos], Slot::Leaf(k, _) if k != key) {
-                // Another key owns this chunk: push both one level down.
-                let Slot::Leaf(old_key, old_value) = node.slots.remove(pos) else {
-                    unreachable!("matched a leaf")
-                };
-                let pair = Node::pair(shift + BITS, (old_key, old_value), (key, value));
-                node.slots.insert(pos, Slot::Branch(Ptr::Owned(pair)));
-                self.len += 1;
-                return None;
-            }
-            match &mut node.slots[pos] {
-                Slot::Leaf(_, v) => return Some(std::mem::replace(v, value)),
-                Slot::Branch(child) => node = child.make_mut(garbage),
+            let position = usize::from(node.index[chunk(key, shift)]) - 1;
+            match &mut node.slots[position] {
+                Slot::Leaf(_, v) => return Some(v),
+                Slot::Branch(child) => node = child.make_mut(),
             }
             shift += BITS;
         }
     }
 
-    /// Removes `key` and returns its value.
-    pub fn remove(&mut self, key: u64, garbage: &mut Garbage<V>) -> Option<V> {
-        // A miss must leave the map (and its sharing) untouched.
-        self.get(key)?;
-        let root = self.root.as_mut()?.make_mut(garbage);
-        let removed = remove_in(root, key, 0, garbage);
-        if root.slots.is_empty() {
+    /// Finds `key` and calls `occupied` with its value, or stores the value `vacant` makes;
+    /// `arg` goes to whichever runs. Copies the path to `key` where it is shared.
+    #[inline]
+    pub fn upsert<A, R>(
+        &mut self,
+        key: u64,
+        arg: A,
+        occupied: impl FnOnce(&mut V, A) -> R,
+        vacant: impl FnOnce(A) -> (V, R),
+    ) -> R {
+        let Some(root) = &mut self.root else {
+            let (value, result) = vacant(arg);
+            let mut node = Node { index: [0; WIDTH], len: 1, slots: Vec::with_capacity(4) };
+            push(&mut node.index, &mut node.slots, chunk(key, 0), Slot::Leaf(key, value));
+            self.root = Some(Shared::new(node));
+            return result;
+        };
+        let root = root.make_mut();
+        let len = &mut root.len;
+        let (mut index, mut slots) = (&mut root.index, &mut root.slots);
+        let mut shift = 0;
+        loop {
+            let c = chunk(key, shift);
+            let position = usize::from(index[c]);
+            if position == 0 {
+                let (value, result) = vacant(arg);
+                push(index, slots, c, Slot::Leaf(key, value));
+                *len += 1;
+                return result;
+            }
+            if matches!(slots[position - 1], Slot::Leaf(k, _) if k != key) {
+                // Another key shares this chunk: both go one level down.
+                let (value, result) = vacant(arg);
+                let Slot::Leaf(other, other_value) = take(index, slots, c) else { unreachable!("a leaf") };
+                let pair = Node::pair(shift + BITS, (other, other_value), (key, value));
+                push(index, slots, c, Slot::Branch(Shared::new(pair)));
+                *len += 1;
+                return result;
+            }
+            match &mut slots[position - 1] {
+                Slot::Leaf(_, v) => return occupied(v, arg),
+                Slot::Branch(child) => {
+                    let child = child.make_mut();
+                    (index, slots) = (&mut child.index, &mut child.slots);
+                }
+            }
+            shift += BITS;
+        }
+    }
+
+    /// Removes `key`, returning its value. A miss copies nothing.
+    pub fn remove(&mut self, key: u64) -> Option<V> {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let root = self.root.as_mut()?.make_mut();
+        let value = remove_in(root, key, 0);
+        root.len -= 1;
+        if root.len == 0 {
             self.root = None;
         }
-        self.len -= 1;
-        Some(removed)
+        Some(value)
     }
 }
 
-/// Removes `key` (known to be present) below `node`, folding branches left with one leaf.
-fn remove_in<V: Freeze>(node: &mut Node<V>, key: u64, shift: u32, garbage: &mut Garbage<V>) -> V {
-    let bit = 1 << chunk(key, shift);
-    let pos = node.position(bit);
-    let Slot::Branch(child) = &mut node.slots[pos] else {
-        node.bitmap &= !bit;
-        let Slot::Leaf(_, v) = node.slots.remove(pos) else { unreachable!("matched a leaf") };
-        return v;
+/// Removes `key`, which is present below `node`, folding a branch left with one leaf.
+fn remove_in<V: Clone>(node: &mut Node<V>, key: u64, shift: u32) -> V {
+    let c = chunk(key, shift);
+    let position = usize::from(node.index[c]) - 1;
+    let Slot::Branch(child) = &mut node.slots[position] else {
+        let Slot::Leaf(_, value) = take(&mut node.index, &mut node.slots, c) else {
+            unreachable!("not a branch")
+        };
+        return value;
     };
-    let child_node = child.make_mut(garbage);
-    let removed = remove_in(child_node, key, shift + BITS, garbage);
-    if child_node.slots.len() == 1 && matches!(child_node.slots[0], Slot::Leaf(..)) {
-        // Fold the lone leaf into this level; the emptied child is owned, so dropping it
-        // drops nothing but its empty slot vector.
-        if let Some(leaf) = child_node.slots.pop() {
-            node.slots[pos] = leaf;
+    let child = child.make_mut();
+    let value = remove_in(child, key, shift + BITS);
+    if child.slots.len() == 1 && matches!(child.slots[0], Slot::Leaf(..)) {
+        if let Some(leaf) = child.slots.pop() {
+            node.slots[position] = leaf;
         }
     }
-    removed
+    value
 }
 
-/// Iterator over the entries of an [`IdMap`].
+/// Iterator for [`IdMap::iter`].
 pub struct Iter<'a, V> {
     stack: Vec<std::slice::Iter<'a, Slot<V>>>,
     remaining: usize,
@@ -413,16 +321,15 @@ impl<'a, V> Iterator for Iter<'a, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let top = self.stack.last_mut()?;
-            match top.next() {
-                None => {
-                    self.stack.pop();
-                }
+            match self.stack.last_mut()?.next() {
                 Some(Slot::Leaf(k, v)) => {
                     self.remaining -= 1;
                     return Some((*k, v));
                 }
-                Some(Slot::Branch(child)) => self.stack.push(child.slots.iter()),
+                Some(Slot::Branch(child)) => self.stack.push(child.get().slots.iter()),
+                None => {
+                    self.stack.pop();
+                }
             }
         }
     }
@@ -433,7 +340,6 @@ impl<'a, V> Iterator for Iter<'a, V> {
 }
 
 impl<V> ExactSizeIterator for Iter<'_, V> {}
-impl<V> std::iter::FusedIterator for Iter<'_, V> {}
 
 impl<V> fmt::Debug for Iter<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -450,6 +356,13 @@ impl<'a, V> IntoIterator for &'a IdMap<V> {
     }
 }
 
+impl<V> Clone for IdMap<V> {
+    /// The same entries, sharing the trie: one increment.
+    fn clone(&self) -> Self {
+        Self { root: self.root.clone() }
+    }
+}
+
 impl<V: fmt::Debug> fmt::Debug for IdMap<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
@@ -462,64 +375,61 @@ impl<V> Default for IdMap<V> {
     }
 }
 
-impl<V: Freeze> IdMap<V> {
-    /// Checks the structural invariants listed in the module docs; for tests and fuzzing.
+impl<V> IdMap<V> {
+    /// Checks the invariants listed in the module docs.
     ///
     /// # Errors
     ///
-    /// Describes the first broken invariant.
+    /// A description of the first broken invariant found.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let count = match &self.root {
-            None => 0,
-            Some(root) => check_node(root, 0, 0, true)?,
-        };
-        if count == self.len {
-            Ok(())
-        } else {
-            Err(format!("len is {} but the trie holds {count}", self.len))
+        match &self.root {
+            None => Ok(()),
+            Some(root) => check_node(root.get(), 0, 0, true).map(|_| ()),
         }
     }
 }
 
-/// Checks the node behind `ptr` (whose keys all end in `prefix` below `shift`) and counts its
-/// leaves.
-fn check_node<V: Freeze>(ptr: &Ptr<V>, shift: u32, prefix: u64, is_root: bool) -> Result<usize, String> {
-    let shared = matches!(ptr, Ptr::Shared(_));
-    let node: &Node<V> = ptr;
-    if node.slots.len() != node.bitmap.count_ones() as usize {
-        return Err(format!("bitmap {:#b} has {} slots", node.bitmap, node.slots.len()));
+/// Checks `node` (reached by the key bits `prefix` below `shift`); returns its leaf count.
+fn check_node<V>(node: &Node<V>, shift: u32, prefix: u64, is_root: bool) -> Result<usize, String> {
+    if !is_root && node.len != 0 {
+        return Err(format!("a node below the root at shift {shift} keeps a length"));
     }
-    if node.slots.is_empty() {
-        return Err("empty node".into());
-    }
-    if !is_root && node.slots.len() == 1 && matches!(node.slots[0], Slot::Leaf(..)) {
-        return Err("inner node holding a single leaf".into());
-    }
-    let low = if shift + BITS >= 64 { u64::MAX } else { (1u64 << (shift + BITS)) - 1 };
-    let mut count = 0;
-    let mut bits = node.bitmap;
-    for slot in &node.slots {
-        let c = u64::from(bits.trailing_zeros());
-        bits &= bits - 1;
-        match slot {
-            Slot::Leaf(k, v) => {
-                if k & low != prefix | (c << shift) {
-                    return Err(format!("key {k} in the wrong slot"));
+    let low = |key: u64| if shift == 0 { 0 } else { key & ((1 << shift) - 1) };
+    let mut seen = vec![false; node.slots.len()];
+    let mut leaves = 0;
+    for (c, &position) in node.index.iter().enumerate() {
+        if position == 0 {
+            continue;
+        }
+        let i = usize::from(position) - 1;
+        if i >= node.slots.len() || std::mem::replace(&mut seen[i], true) {
+            return Err(format!("index byte {c} points at slot {i} twice or past the end"));
+        }
+        match &node.slots[i] {
+            Slot::Leaf(key, _) => {
+                if chunk(*key, shift) != c || low(*key) != prefix {
+                    return Err(format!("key {key:#x} sits in the slot of chunk {c} at shift {shift}"));
                 }
-                if shared && !v.is_frozen() {
-                    return Err(format!("shared node holds the unfrozen value of key {k}"));
-                }
-                count += 1;
+                leaves += 1;
             }
             Slot::Branch(child) => {
-                if shared && matches!(child, Ptr::Owned(_)) {
-                    return Err("shared node holds an owned child".into());
+                if shift + BITS >= 64 {
+                    return Err("a branch below the last level".to_string());
                 }
-                count += check_node(child, shift + BITS, prefix | (c << shift), false)?;
+                leaves += check_node(child.get(), shift + BITS, prefix | (c as u64) << shift, false)?;
             }
         }
     }
-    Ok(count)
+    if seen.iter().any(|s| !s) {
+        return Err(format!("a slot at shift {shift} that no index byte points at"));
+    }
+    if is_root && leaves != node.len {
+        return Err(format!("the root counts {} leaves, holds {leaves}", node.len));
+    }
+    if !is_root && leaves < 2 {
+        return Err(format!("a branch at shift {shift} holding {leaves} leaf"));
+    }
+    Ok(leaves)
 }
 
 #[cfg(test)]
@@ -527,111 +437,71 @@ mod tests {
     use super::*;
 
     fn map_of(keys: &[u64]) -> IdMap<u64> {
-        let mut m = IdMap::new();
-        let mut g = Garbage::new();
+        let mut map = IdMap::new();
         for &k in keys {
-            m.insert(k, k.wrapping_mul(10), &mut g);
+            map.insert(k, k.wrapping_mul(10));
         }
-        m
+        map.check_invariants().unwrap();
+        map
     }
 
     #[test]
     fn colliding_low_chunks_nest_and_fold_back() {
-        // 1, 33 and 1 + 32*32 share their low chunk: they nest two levels deep.
-        let keys = [1, 33, 1 + 1024, 2];
-        let mut m = map_of(&keys);
-        m.check_invariants().unwrap();
-        for k in keys {
-            assert_eq!(m.get(k), Some(&(k * 10)));
+        let keys = [1, 1 | 1 << 5, 1 | 1 << 10, 1 | 2 << 10];
+        let mut map = map_of(&keys);
+        for &k in &keys {
+            assert_eq!(map.get(k), Some(&(k.wrapping_mul(10))));
         }
-        assert_eq!(m.get(65), None);
-        let mut g = Garbage::new();
-        assert_eq!(m.remove(33, &mut g), Some(330));
-        m.check_invariants().unwrap();
-        assert_eq!(m.remove(1025, &mut g), Some(10250));
-        m.check_invariants().unwrap();
-        assert_eq!(m.len(), 2);
-        assert_eq!(m.get(1), Some(&10));
+        for (n, &k) in keys.iter().enumerate() {
+            assert_eq!(map.remove(k), Some(k.wrapping_mul(10)));
+            map.check_invariants().unwrap();
+            assert_eq!(map.len(), keys.len() - n - 1);
+        }
+        assert!(map.is_empty());
     }
 
     #[test]
     fn keys_differing_only_in_the_top_bits() {
-        let keys = [u64::MAX, u64::MAX >> 1, 1 << 63, 0];
-        let m = map_of(&keys);
-        m.check_invariants().unwrap();
-        for k in keys {
-            assert_eq!(m.get(k), Some(&k.wrapping_mul(10)));
+        let keys = [7, 7 | 1 << 60, 7 | 1 << 63];
+        let map = map_of(&keys);
+        for &k in &keys {
+            assert_eq!(map.get(k), Some(&(k.wrapping_mul(10))));
         }
+        assert_eq!(map.get(7 | 1 << 62), None);
     }
 
     #[test]
-    fn updates_do_not_touch_shared_copies() {
-        let mut a = map_of(&(1..100).collect::<Vec<_>>());
-        a.freeze();
-        let b = a.share();
-        assert!(a.ptr_eq(&b));
-        let mut g = Garbage::new();
-        a.insert(5, 0, &mut g);
-        a.remove(6, &mut g);
-        *a.get_mut(7, &mut g).unwrap() = 1;
-        assert!(!a.ptr_eq(&b));
-        assert_eq!(b.get(5), Some(&50));
-        assert_eq!(b.get(6), Some(&60));
-        assert_eq!(b.get(7), Some(&70));
-        assert_eq!((a.get(5), a.get(6), a.get(7)), (Some(&0), None, Some(&1)));
-        a.check_invariants().unwrap();
-        b.check_invariants().unwrap();
-        assert!(!g.0.is_empty(), "the shared nodes that were copied went to the garbage");
-    }
-
-    #[test]
-    fn sharing_an_unfrozen_map_copies_it() {
-        let a = map_of(&[1, 2, 33]);
-        assert!(!a.is_frozen());
-        let b = a.share();
-        assert!(b.is_frozen());
-        b.check_invariants().unwrap();
-        assert_eq!(b.iter().count(), 3);
+    fn updates_do_not_touch_clones() {
+        let mut map = map_of(&(0..100).collect::<Vec<_>>());
+        let copy = map.clone();
+        assert!(map.ptr_eq(&copy));
+        map.insert(5, 0);
+        map.remove(6);
+        *map.get_mut(7).unwrap() = 1;
+        assert_eq!((copy.get(5), copy.get(6), copy.get(7)), (Some(&50), Some(&60), Some(&70)));
+        assert_eq!((map.get(5), map.get(6), map.get(7)), (Some(&0), None, Some(&1)));
+        copy.check_invariants().unwrap();
+        map.check_invariants().unwrap();
     }
 
     #[test]
     fn misses_keep_sharing() {
-        let mut a = map_of(&[1, 2, 3]);
-        a.freeze();
-        let b = a.share();
-        let mut g = Garbage::new();
-        assert_eq!(a.remove(4, &mut g), None);
-        assert_eq!(a.get_mut(4, &mut g), None);
-        assert!(a.ptr_eq(&b));
-        assert!(g.0.is_empty());
-    }
-
-    #[test]
-    fn removing_everything_leaves_no_root() {
-        let mut m = map_of(&[3, 35, 67]);
-        let mut g = Garbage::new();
-        for k in [35, 3, 67] {
-            m.remove(k, &mut g);
-            m.check_invariants().unwrap();
-        }
-        assert!(m.is_empty());
-        assert!(m.root.is_none());
-        assert_eq!(m.iter().count(), 0);
+        let mut map = map_of(&[1, 2, 3]);
+        let copy = map.clone();
+        assert_eq!(map.remove(99), None);
+        assert_eq!(map.get_mut(98), None);
+        assert!(map.ptr_eq(&copy));
     }
 
     #[test]
     fn iter_yields_every_entry_once() {
-        let keys: Vec<u64> = (0..2000).map(|i| i * 37 + 1).collect();
-        let m = map_of(&keys);
-        let mut seen: Vec<u64> = m
-            .iter()
-            .map(|(k, v)| {
-                assert_eq!(*v, k * 10);
-                k
-            })
-            .collect();
+        let keys: Vec<u64> = (0..2000).map(|k| k * 7919).collect();
+        let map = map_of(&keys);
+        let mut seen: Vec<u64> = map.iter().map(|(k, _)| k).collect();
         seen.sort_unstable();
-        assert_eq!(seen, keys);
-        assert_eq!(m.iter().len(), keys.len());
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(seen, expected);
+        assert_eq!(map.iter().len(), keys.len());
     }
 }

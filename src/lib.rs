@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod context;
@@ -9,6 +9,8 @@ mod ext;
 mod future;
 #[doc(hidden)]
 pub mod hamt;
+#[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]
+mod raw;
 mod spawn;
 pub mod thread;
 mod token;
@@ -17,7 +19,7 @@ pub mod trace;
 mod var;
 
 pub use context::{Context, Iter, copy_context};
-pub use error::ResetError;
+pub use error::{ResetError, TryResetError};
 pub use ext::FutureExt;
 pub use future::{WithContext, with_context};
 pub use spawn::ContextSpawner;

@@ -1,11 +1,117 @@
-//! Threads that start in a snapshot of the spawner's context.
+//! Threads: starting them in the caller's context, and marking executor workers.
 //!
-//! A thread started with [`std::thread::spawn`] starts with an empty context. The functions
-//! here take a snapshot of the caller's context first, the way a new asyncio task copies it.
+//! A thread started with [`std::thread::spawn`] starts with an empty context; [`spawn`] and
+//! [`spawn_scoped`] start it in a snapshot of the caller's, the way a new asyncio task copies
+//! it.
+//!
+//! An executor's worker thread polls many tasks. A task that nobody wrapped in a context of
+//! its own runs in the *thread's* context, so a `set` there leaks into every task the thread
+//! polls next: the `threading.local()` bug context variables exist to remove. Call
+//! [`mark_worker`] at the start of every worker thread (tokio's `on_thread_start`, rayon's
+//! `start_handler`, the threads you start for smol or a hand-made executor), and such a
+//! `set` panics with a message naming the fix instead of leaking.
 
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 
 use crate::Context;
+use crate::current::{self, WARN_ONLY, WORKER};
+
+/// Marks the calling thread as an executor worker: from now on, [`ContextVar::set`] on it
+/// outside an entered context (no [`Context::run`], no [`WithContext`] poll) panics with a
+/// message naming the fix, because the value would leak into every task the thread polls
+/// next. [`ContextVar::scope`] and everything inside an entered context keep working.
+///
+/// For `tokio::runtime::Builder::on_thread_start`, rayon's `start_handler`, and the threads a
+/// user starts for smol, async-executor or a hand-made executor.
+///
+/// [`ContextVar::set`]: crate::ContextVar::set
+/// [`ContextVar::scope`]: crate::ContextVar::scope
+/// [`Context::run`]: crate::Context::run
+/// [`WithContext`]: crate::WithContext
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::{Context, ContextVar};
+///
+/// static TENANT: ContextVar<u32> = ContextVar::new("tenant");
+///
+/// std::thread::spawn(|| {
+///     contextvars::thread::mark_worker();
+///     assert!(std::panic::catch_unwind(|| TENANT.set(1)).is_err()); // would leak
+///     assert_eq!(TENANT.scope(2, || TENANT.get()), Some(2)); // cannot leak
+///     Context::new().run(|| TENANT.set(3)); // a task's own context
+///     assert_eq!(TENANT.get(), None);
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn mark_worker() {
+    current::set_flag(WORKER, true);
+    current::set_flag(WARN_ONLY, false);
+}
+
+/// Like [`mark_worker`], but a leaking `set` prints a warning to standard error (with the
+/// caller's location) instead of panicking: for migrating a code base one call site at a
+/// time.
+///
+/// # Examples
+///
+/// ```
+/// contextvars::thread::mark_worker_warn_only();
+/// assert!(contextvars::thread::is_worker());
+/// # contextvars::thread::unmark_worker();
+/// ```
+pub fn mark_worker_warn_only() {
+    current::set_flag(WORKER, true);
+    current::set_flag(WARN_ONLY, true);
+}
+
+/// Undoes [`mark_worker`] on the calling thread (for tests, and for threads that stop
+/// serving an executor).
+///
+/// # Examples
+///
+/// ```
+/// contextvars::thread::mark_worker();
+/// contextvars::thread::unmark_worker();
+/// assert!(!contextvars::thread::is_worker());
+/// ```
+pub fn unmark_worker() {
+    current::set_flag(WORKER | WARN_ONLY, false);
+}
+
+/// `true` when the calling thread is marked as a worker ([`mark_worker`] or
+/// [`mark_worker_warn_only`]).
+///
+/// # Examples
+///
+/// ```
+/// assert!(!contextvars::thread::is_worker());
+/// ```
+#[must_use]
+pub fn is_worker() -> bool {
+    current::flags() & WORKER != 0
+}
+
+/// `true` when the calling thread is inside an entered context: a [`Context::run`] or a poll
+/// of a [`WithContext`], where a `set` stays in that context.
+///
+/// [`Context::run`]: crate::Context::run
+/// [`WithContext`]: crate::WithContext
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::Context;
+///
+/// assert!(!contextvars::thread::in_context());
+/// assert!(Context::new().run(contextvars::thread::in_context));
+/// ```
+#[must_use]
+pub fn in_context() -> bool {
+    current::in_entered_context()
+}
 
 /// [`std::thread::spawn`], with the new thread starting in a snapshot of the caller's context.
 ///

@@ -1,7 +1,8 @@
 //! [`Token`]: what [`ContextVar::set`](crate::ContextVar::set) returns, to undo it.
 
 use std::fmt;
-use std::sync::Arc;
+
+use crate::raw::Value;
 
 /// The value a variable had before a [`set`](crate::ContextVar::set), and where that set
 /// happened: pass it to [`reset`](crate::ContextVar::reset) to restore the variable.
@@ -51,10 +52,10 @@ pub struct Token<T> {
 pub(crate) enum Old<T> {
     /// The variable was not set (Python's `Token.MISSING`).
     Missing,
-    /// Taken out of a slot nobody else shared, so it could be moved out without a copy.
+    /// Taken out of a value nobody else shared, so it could be moved out without a copy.
     Owned(T),
-    /// Still shared with another context, so kept behind its `Arc`.
-    Shared(Arc<T>),
+    /// Still shared with another context, so kept as it is stored.
+    Shared(Value),
 }
 
 impl<T> Token<T> {
@@ -72,7 +73,9 @@ impl<T> Token<T> {
     pub fn var_name(&self) -> &'static str {
         self.var_name
     }
+}
 
+impl<T: 'static> Token<T> {
     /// The value the variable had before the `set`; `None` when it was not set (a default
     /// does not count), Python's `Token.MISSING`.
     ///
@@ -91,7 +94,7 @@ impl<T> Token<T> {
         match &self.old {
             Old::Missing => None,
             Old::Owned(value) => Some(value),
-            Old::Shared(value) => Some(value),
+            Old::Shared(value) => value.downcast_ref(),
         }
     }
 }

@@ -1,14 +1,13 @@
 //! [`ContextVar`]: a key into the current context.
 
-use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::context::{Entry, Value};
-use crate::hamt::Garbage;
+use crate::error::TryResetError;
+use crate::hamt::IdMap;
+use crate::raw::Value;
 use crate::token::{Old, Token};
-use crate::{Context, ResetError, current};
+use crate::{ResetError, current};
 
 /// Ids handed to variables the first time they are set; 0 means "never set anywhere".
 static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
@@ -89,6 +88,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// The value in the current context, else the default, else `None`.
     ///
     /// A variable never set anywhere answers from its default without touching the context.
+    /// `T`'s `Clone` may itself read, set and reset context variables, enter contexts and take
+    /// snapshots.
     ///
     /// # Examples
     ///
@@ -101,12 +102,6 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// N.set(5);
     /// assert_eq!(N.get(), Some(5));
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// If `T`'s `Clone` impl sets a context variable, enters a context or takes a snapshot
-    /// ([`copy_context`](crate::copy_context)): the value is cloned while the current context
-    /// is borrowed. Reading variables there (`get`, `is_set`, `with`) is fine.
     #[inline]
     #[must_use]
     pub fn get(&self) -> Option<T>
@@ -115,7 +110,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     {
         // Nested rather than a let chain: let chains need Rust 1.88, the MSRV is 1.85.
         if let Some(id) = self.raw_id() {
-            if let Some(value) = current::read(|ctx| ctx.lookup::<T>(id).cloned()).flatten() {
+            if let Some(value) = current::lend(id, |value: Option<&T>| value.cloned()) {
                 return Some(value);
             }
         }
@@ -136,27 +131,20 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// N.set(5);
     /// assert_eq!(N.get_or(9), 5);
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// As [`get`](Self::get).
     #[inline]
     #[must_use]
     pub fn get_or(&self, fallback: T) -> T
     where
         T: Clone,
     {
-        self.raw_id()
-            .and_then(|id| current::read(|ctx| ctx.lookup::<T>(id).cloned()).flatten())
-            .unwrap_or(fallback)
+        self.raw_id().and_then(|id| current::lend(id, |value: Option<&T>| value.cloned())).unwrap_or(fallback)
     }
 
     /// Calls `f` with a reference to the value in the current context, else the default,
     /// else `None`, without cloning the value.
     ///
-    /// `f` may freely read and set context variables, this one included, except when `with`
-    /// is itself called from a value's `Clone` impl run by [`get`](Self::get): then `f` may
-    /// only read them.
+    /// `f` may freely read and set context variables, this one included: the reference stays
+    /// the value `with` found, and a `set` made meanwhile shows after `f` returns.
     ///
     /// # Examples
     ///
@@ -169,31 +157,11 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// let len = USER.with(|user| user.map_or(0, String::len));
     /// assert_eq!(len, 5);
     /// ```
+    #[inline]
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
-        let Some(id) = self.raw_id() else { return f(self.default.as_ref()) };
-        // Hold our own reference to the value, not a borrow of the context, so `f` can set.
-        let Some(value) = current::try_update(|ctx| share_value(ctx, id)) else {
-            // The context is borrowed by a `get` cloning a value (this runs inside that value's
-            // `Clone` impl), or gone (thread exit): read it as it is.
-            return self.with_borrowed(id, f);
-        };
-        match value.as_deref().and_then(<dyn Any + Send + Sync>::downcast_ref::<T>) {
-            Some(value) => f(Some(value)),
+        match self.raw_id() {
+            Some(id) => current::lend(id, |value: Option<&T>| f(value.or(self.default.as_ref()))),
             None => f(self.default.as_ref()),
-        }
-    }
-
-    /// [`with`](Self::with) when the current context cannot be borrowed mutably: lends the value
-    /// under a shared borrow, or the default once the context is gone.
-    #[cold]
-    fn with_borrowed<R>(&self, id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
-        let mut f = Some(f);
-        let lent = current::read(|ctx| f.take().map(|f| f(ctx.lookup::<T>(id).or(self.default.as_ref()))));
-        match (lent.flatten(), f) {
-            (Some(result), _) => result,
-            // The thread's context is gone (thread exit): only the default is left.
-            (None, Some(f)) => f(self.default.as_ref()),
-            (None, None) => unreachable!("`f` runs at most once and returns a value when it does"),
         }
     }
 
@@ -212,17 +180,20 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub fn is_set(&self) -> bool {
-        self.raw_id().is_some_and(|id| current::read(|ctx| ctx.map.contains_key(id)).unwrap_or(false))
+        self.raw_id().is_some_and(|id| current::lend(id, |value: Option<&T>| value.is_some()))
     }
 
     /// Sets the variable in the current context and returns a [`Token`] that
     /// [`reset`](Self::reset) takes to restore the previous value.
     ///
-    /// Snapshots taken earlier ([`Context::current`], clones) keep the old value. The token may
-    /// be dropped: the value then simply stays set.
+    /// Snapshots taken earlier ([`Context::current`](crate::Context::current), clones) keep the
+    /// old value. The token may be dropped: the value then simply stays set.
     ///
-    /// During thread exit, once the thread's context has been destroyed, the value is
-    /// dropped and the token's reset fails with [`ResetError::DifferentContext`].
+    /// At thread exit, once the thread's own context has been dropped (a value's destructor,
+    /// another thread-local's destructor), a `set` outside an entered context keeps nothing:
+    /// the value is dropped and the token's reset fails with [`ResetError::DifferentContext`].
+    /// Inside [`Context::run`](crate::Context::run) or a [`WithContext`](crate::WithContext)
+    /// poll it works as anywhere else.
     ///
     /// # Examples
     ///
@@ -239,17 +210,25 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     ///
     /// # Panics
     ///
-    /// If called from a `Clone` impl run by [`get`](Self::get) on this thread.
+    /// On a thread marked with [`thread::mark_worker`](crate::thread::mark_worker), outside an
+    /// entered context: the value would be seen by every task the thread polls next. The
+    /// message names the fix (wrap the task, or use [`scope`](Self::scope)).
     #[inline]
+    #[track_caller]
     #[allow(clippy::must_use_candidate, reason = "setting without keeping the token is the common case")]
     pub fn set(&self, value: T) -> Token<T> {
-        let var_id = self.id();
-        let mut garbage = Garbage::new();
-        let (context_id, old) =
-            current::update(|ctx| (ctx.identity(), replace(ctx, var_id, self.name, value, &mut garbage)))
-                .unwrap_or((0, Old::Missing));
-        drop(garbage); // now that the context is no longer borrowed
-        Token { var_id, var_name: self.name, context_id, old }
+        current::check_root_set(self.name);
+        self.set_unchecked(value)
+    }
+
+    /// [`set`](Self::set) without the worker-thread check: for [`scope`](Self::scope), whose
+    /// value cannot outlive the call.
+    #[inline]
+    fn set_unchecked(&self, value: T) -> Token<T> {
+        let (var_id, name) = (self.id(), self.name);
+        let context_id = current::identity();
+        let old = current::change(|map| replace(map, var_id, name, value));
+        Token { var_id, var_name: name, context_id, old }
     }
 
     /// Restores the value the variable had before the `set` that returned `token` (unset if
@@ -275,36 +254,61 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     ///
     /// [`ResetError::DifferentVar`] for a token of another variable;
     /// [`ResetError::DifferentContext`] for a token created in another context (inside a
-    /// [`Context::run`] that has returned, in a copy, on another thread). A failed reset
-    /// changes nothing.
-    ///
-    /// # Panics
-    ///
-    /// If called from a `Clone` impl run by [`get`](Self::get) on this thread.
+    /// [`Context::run`](crate::Context::run) that has returned, in a copy, on another thread).
+    /// A failed reset changes nothing; the token is dropped. [`try_reset`](Self::try_reset)
+    /// hands it back instead.
     #[inline]
     pub fn reset(&self, token: Token<T>) -> Result<(), ResetError> {
+        self.try_reset(token).map_err(|refused| refused.error())
+    }
+
+    /// [`reset`](Self::reset), handing the token back when it is refused, so that it can be
+    /// used later in the right context (as Python's token stays usable after the error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar, ResetError};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// let token = N.set(1);
+    /// let refused = Context::new().run(|| N.try_reset(token)).unwrap_err();
+    /// assert_eq!(refused.error(), ResetError::DifferentContext);
+    /// N.try_reset(refused.into_token()).unwrap(); // back in the context it came from
+    /// assert_eq!(N.get(), None);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`reset`](Self::reset), with the token.
+    #[inline]
+    pub fn try_reset(&self, token: Token<T>) -> Result<(), TryResetError<T>> {
         if self.raw_id() != Some(token.var_id) {
-            return Err(ResetError::DifferentVar);
+            return Err(TryResetError::new(ResetError::DifferentVar, token));
         }
-        let mut garbage = Garbage::new();
-        let outcome = current::update(|ctx| {
-            if token.context_id == 0 || ctx.raw_identity() != token.context_id {
-                return Err(token);
-            }
-            Ok(restore(ctx, token.var_id, token.var_name, token.old, &mut garbage))
-        });
-        // Drop the displaced value (or the refused token) only now that the context is free.
-        drop(garbage);
-        match outcome {
-            Some(Ok(_displaced)) => Ok(()),
-            Some(Err(_)) | None => Err(ResetError::DifferentContext),
+        // Apart at once: the parts travel in registers, not as a struct stored and reloaded.
+        let Token { var_id, var_name, context_id, old } = token;
+        if current::raw_identity() != context_id {
+            let token = Token { var_id, var_name, context_id, old };
+            return Err(TryResetError::new(ResetError::DifferentContext, token));
         }
+        // Dropped only now that the context is back in place.
+        drop(current::change(|map| restore(map, var_id, var_name, old)));
+        Ok(())
     }
 
     /// Sets the variable to `value` while `f` runs, then restores its previous value, also
     /// when `f` panics.
     ///
-    /// Other variables set by `f` stay set afterwards, as they would after any call.
+    /// Other variables set by `f` stay set afterwards, as they would after any call. Works on
+    /// worker threads too ([`thread::mark_worker`](crate::thread::mark_worker)): the value
+    /// cannot outlive the call.
+    ///
+    /// `f` runs synchronously: `VAR.scope(v, || async { .. })` only sets `VAR` while the
+    /// future is *created*, not while it runs. For a future, use
+    /// [`FutureExt::with_context`](crate::FutureExt::with_context) with
+    /// [`Context::with_value`](crate::Context::with_value).
     ///
     /// # Examples
     ///
@@ -317,10 +321,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(inner, Some(2));
     /// assert_eq!(DEPTH.get(), Some(0));
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// If called from a `Clone` impl run by [`get`](Self::get) on this thread.
+    #[inline]
     pub fn scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
         /// Resets on drop, so unwinding restores the value too.
         struct Reset<'a, T: Send + Sync + 'static> {
@@ -328,6 +329,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             token: Option<Token<T>>,
         }
         impl<T: Send + Sync + 'static> Drop for Reset<'_, T> {
+            #[inline]
             fn drop(&mut self) {
                 if let Some(token) = self.token.take() {
                     // `f` cannot leave another context current (every enter restores on exit),
@@ -337,7 +339,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             }
         }
 
-        let _reset = Reset { var: self, token: Some(self.set(value)) };
+        let _reset = Reset { var: self, token: Some(self.set_unchecked(value)) };
         f()
     }
 
@@ -369,78 +371,73 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     }
 }
 
-/// A shared reference to the value under `var_id`, freezing it first if it is owned.
-fn share_value(ctx: &mut Context, var_id: u64) -> Option<Arc<dyn Any + Send + Sync>> {
-    let mut garbage = Garbage::new();
-    // An owned value sits on a path of owned nodes: `get_mut` copies nothing to reach it.
-    let entry = match ctx.map.get(var_id)?.value {
-        Value::Shared(ref value) => return Some(Arc::clone(value)),
-        Value::Owned(_) => ctx.map.get_mut(var_id, &mut garbage)?,
-    };
-    entry.value.freeze();
-    debug_assert!(garbage.is_empty());
-    match &entry.value {
-        Value::Shared(value) => Some(Arc::clone(value)),
-        Value::Owned(_) => None,
-    }
-}
-
-/// Stores `value` under `var_id` in `ctx` and returns what was there.
-///
-/// An owned value is replaced in place: no allocation, no atomic operation.
+/// Stores `value` under `var_id` and returns what was there: in place, with no allocation
+/// and no atomic operation, when the stored value is not shared with another context.
 #[inline]
 fn replace<T: Send + Sync + 'static>(
-    ctx: &mut Context,
+    map: &mut IdMap<Value>,
     var_id: u64,
     name: &'static str,
     value: T,
-    garbage: &mut Garbage<Entry>,
 ) -> Old<T> {
-    let Some(entry) = ctx.map.get_mut(var_id, garbage) else {
-        ctx.map.insert(var_id, Entry { name, value: Value::Owned(Box::new(value)) }, garbage);
-        return Old::Missing;
-    };
-    if let Value::Owned(slot) = &mut entry.value {
-        return match slot.downcast_mut::<T>() {
-            Some(slot) => Old::Owned(std::mem::replace(slot, value)),
-            None => unreachable!("a variable's id only ever stores values of its own type"),
-        };
-    }
-    match std::mem::replace(&mut entry.value, Value::Owned(Box::new(value))) {
-        Value::Shared(previous) => match previous.downcast::<T>() {
-            Ok(previous) => Old::Shared(previous),
-            Err(_) => unreachable!("a variable's id only ever stores values of its own type"),
+    map.upsert(
+        var_id,
+        value,
+        |slot, value| match slot.get_mut::<T>() {
+            Some(current) => Old::Owned(std::mem::replace(current, value)),
+            None => Old::Shared(std::mem::replace(slot, Value::new(name, value))),
         },
-        Value::Owned(_) => unreachable!("handled above"),
-    }
+        |value| (Value::new(name, value), Old::Missing),
+    )
 }
 
-/// What a reset displaced: dropped by the caller once the context is no longer borrowed.
+/// What a reset displaced: dropped by the caller once the context is back in its slot.
 type Displaced<T> = (Option<T>, Option<Value>);
 
-/// Puts `old` back under `var_id` in `ctx`, removing the variable if it was missing.
+/// Puts `old` back under `var_id`, removing the variable if it was missing.
 #[inline]
 fn restore<T: Send + Sync + 'static>(
-    ctx: &mut Context,
+    map: &mut IdMap<Value>,
     var_id: u64,
     name: &'static str,
     old: Old<T>,
-    garbage: &mut Garbage<Entry>,
 ) -> Displaced<T> {
-    let value = match old {
-        Old::Missing => return (None, ctx.map.remove(var_id, garbage).map(|entry| entry.value)),
-        Old::Shared(value) => Value::Shared(value),
+    let displaced = match old {
+        Old::Missing => map.remove(var_id),
+        Old::Shared(value) => map.insert(var_id, value),
         Old::Owned(value) => {
-            if let Some(Value::Owned(slot)) = ctx.map.get_mut(var_id, garbage).map(|entry| &mut entry.value) {
-                if let Some(slot) = slot.downcast_mut::<T>() {
-                    return (Some(std::mem::replace(slot, value)), None);
-                }
-            }
-            Value::Owned(Box::new(value))
+            return map.upsert(
+                var_id,
+                value,
+                |slot, value| match slot.get_mut::<T>() {
+                    Some(current) => (Some(std::mem::replace(current, value)), None),
+                    None => (None, Some(std::mem::replace(slot, Value::new(name, value)))),
+                },
+                |value| (Value::new(name, value), (None, None)),
+            );
         }
     };
-    let displaced = ctx.map.insert(var_id, Entry { name, value }, garbage);
-    (None, displaced.map(|entry| entry.value))
+    (None, displaced)
+}
+
+impl<T> Drop for ContextVar<T> {
+    /// In debug builds, panics when a variable that was set is dropped: its values can never
+    /// be read again. That is what a `const` `ContextVar` does at every use.
+    fn drop(&mut self) {
+        if cfg!(debug_assertions) && *self.id.get_mut() != 0 && !std::thread::panicking() {
+            dropped_after_set(self.name);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn dropped_after_set(name: &str) -> ! {
+    panic!(
+        "contextvars: the ContextVar `{name}` was dropped after a `set`, so the values it set can \
+         never be read again; a `const` ContextVar is a new variable at every use: declare it \
+         `static` (clippy's `declare_interior_mutable_const` lint flags such a `const`)"
+    )
 }
 
 impl<T> fmt::Debug for ContextVar<T> {

@@ -29,12 +29,11 @@ fn deep_collisions_in_a_shared_copy() {
     let keys = [1, 1 | 1 << 5, 1 | 1 << 10, 1 | 1 << 15, 1 | 1 << 63, 2, 1 | 3 << 5 | 3 << 10];
     let mut actions: Vec<HamtAction> =
         keys.iter().map(|&k| HamtAction::Insert { map: 0, key: Key(k), value: k as u32 }).collect();
-    actions.push(HamtAction::Share { map: 0, freeze_first: true });
+    actions.push(HamtAction::Share { map: 0 });
     for (i, &k) in keys.iter().enumerate().rev() {
         // Alternate between the original (map 0) and the copy (map 1).
         actions.push(HamtAction::Remove { map: (i % 2) as u8, key: Key(k) });
         actions.push(HamtAction::GetMut { map: ((i + 1) % 2) as u8, key: Key(k), value: 7 });
     }
-    actions.push(HamtAction::DropGarbage);
     run_hamt(&actions);
 }

@@ -1,8 +1,8 @@
 //! The persistent map against `BTreeMap` copies: shared by `tests/hamt_model.rs` and the
 //! `hamt_model` fuzz target.
 //!
-//! Several maps are alive at once; `Share` makes a new one from an existing one (frozen or
-//! not), after which both are changed independently. After every step each map must hold
+//! Several maps are alive at once; `Share` makes a new one from an existing one (a clone,
+//! sharing the trie), after which both are changed independently. After every step each map must hold
 //! exactly what its own `BTreeMap` holds (so a change to one never shows in a snapshot), and
 //! pass `check_invariants`: the map the step changed is checked and compared entry by entry,
 //! every other one by length and an order-independent digest of its entries, and all of them
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
-use contextvars::hamt::{Freeze, Garbage, IdMap};
+use contextvars::hamt::IdMap;
 
 /// Most maps alive at once.
 const MAX_MAPS: usize = 8;
@@ -44,47 +44,15 @@ impl Drop for Counted {
     }
 }
 
-/// A value that, like the crate's own entries, is owned (changed in place) until frozen.
-#[derive(Debug)]
-pub(crate) enum Val {
-    /// Only one map holds it.
-    Owned(Box<Counted>),
-    /// Shared between maps.
-    Shared(Arc<Counted>),
+/// A value as the crate stores them: reference-counted, cloned when its node is copied.
+pub(crate) type Val = Arc<Counted>;
+
+fn val(value: u32) -> Val {
+    Arc::new(Counted::new(value))
 }
 
-impl Val {
-    fn new(value: u32) -> Self {
-        Val::Owned(Box::new(Counted::new(value)))
-    }
-
-    fn get(&self) -> u32 {
-        match self {
-            Val::Owned(c) => c.0,
-            Val::Shared(c) => c.0,
-        }
-    }
-}
-
-impl Freeze for Val {
-    fn freeze(&mut self) {
-        if let Val::Owned(c) = self {
-            let c = std::mem::replace(c, Box::new(Counted::new(0)));
-            *self = Val::Shared(Arc::new(*c));
-        }
-    }
-
-    fn is_frozen(&self) -> bool {
-        matches!(self, Val::Shared(_))
-    }
-
-    fn clone_frozen(&self) -> Self {
-        match self {
-            Val::Shared(c) => Val::Shared(Arc::clone(c)),
-            // `share` on a map that was not frozen copies its owned part: a frozen copy.
-            Val::Owned(c) => Val::Shared(Arc::new(Counted::new(c.0))),
-        }
-    }
+fn get(v: &Val) -> u32 {
+    v.0
 }
 
 /// A key: mostly built from a few small 5-bit chunk values, so that keys collide in their
@@ -120,17 +88,14 @@ pub(crate) enum HamtAction {
     Remove { map: u8, key: Key },
     /// `get` and `contains_key`.
     Get { map: u8, key: Key },
-    /// `get_mut`, then overwrite the value (in place when owned, replaced when shared).
+    /// `get_mut`, then overwrite the value (in place when no other map holds it).
     GetMut { map: u8, key: Key, value: u32 },
-    /// `freeze` a map.
-    Freeze { map: u8 },
-    /// A new map sharing the trie of another one, frozen first (as a context snapshot is) or
-    /// not (then the owned part is copied).
-    Share { map: u8, freeze_first: bool },
+    /// `upsert`: overwrite in place when present, insert otherwise.
+    Upsert { map: u8, key: Key, value: u32 },
+    /// A new map sharing the trie of another one (a clone, as a context snapshot is).
+    Share { map: u8 },
     /// Drops a map (never the last one).
     Drop { map: u8 },
-    /// Drops the nodes displaced so far.
-    DropGarbage,
 }
 
 /// A map under test and the `BTreeMap` it must equal.
@@ -162,7 +127,7 @@ fn digest<'a>(entries: impl Iterator<Item = (u64, u32)> + 'a) -> u64 {
 fn check_summary(pair: &Pair) {
     assert_eq!(pair.map.len(), pair.model.len());
     assert_eq!(
-        digest(pair.map.iter().map(|(k, v)| (k, v.get()))),
+        digest(pair.map.iter().map(|(k, v)| (k, get(v)))),
         digest(pair.model.iter().map(|(k, v)| (*k, *v))),
         "entries differ from the model"
     );
@@ -173,13 +138,13 @@ fn check_pair(pair: &Pair) {
     pair.map.check_invariants().unwrap_or_else(|e| panic!("invariant broken: {e}"));
     assert_eq!(pair.map.len(), pair.model.len());
     assert_eq!(pair.map.is_empty(), pair.model.is_empty());
-    let mut entries: Vec<(u64, u32)> = pair.map.iter().map(|(k, v)| (k, v.get())).collect();
+    let mut entries: Vec<(u64, u32)> = pair.map.iter().map(|(k, v)| (k, get(v))).collect();
     assert_eq!(entries.len(), pair.map.iter().len());
     entries.sort_unstable();
     let expected: Vec<(u64, u32)> = pair.model.iter().map(|(k, v)| (*k, *v)).collect();
     assert_eq!(entries, expected);
     for (k, v) in &pair.model {
-        assert_eq!(pair.map.get(*k).map(Val::get), Some(*v), "key {k:#x}");
+        assert_eq!(pair.map.get(*k).map(get), Some(*v), "key {k:#x}");
     }
 }
 
@@ -193,9 +158,8 @@ pub(crate) fn run_hamt(actions: &[HamtAction]) {
     let live_before = LIVE.with(Cell::get);
     {
         let mut pairs = vec![Pair { map: IdMap::new(), model: BTreeMap::new() }];
-        let mut garbage = Garbage::new();
         for action in actions {
-            let touched = step(&mut pairs, &mut garbage, action);
+            let touched = step(&mut pairs, action);
             for (index, pair) in pairs.iter().enumerate() {
                 if Some(index) == touched {
                     check_pair(pair);
@@ -213,42 +177,41 @@ pub(crate) fn run_hamt(actions: &[HamtAction]) {
 }
 
 /// Runs one action; returns the index of the map it changed, if any.
-fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) -> Option<usize> {
+fn step(pairs: &mut Vec<Pair>, action: &HamtAction) -> Option<usize> {
     let len = pairs.len();
     let pick = |map: u8| usize::from(map) % len;
     match *action {
         HamtAction::Insert { map, key: Key(key), value } => {
             let pair = &mut pairs[pick(map)];
-            let old = pair.map.insert(key, Val::new(value), garbage);
-            assert_eq!(old.as_ref().map(Val::get), pair.model.insert(key, value));
+            let old = pair.map.insert(key, val(value));
+            assert_eq!(old.as_ref().map(get), pair.model.insert(key, value));
             Some(pick(map))
         }
         HamtAction::Remove { map, key: Key(key) } => {
             let pair = &mut pairs[pick(map)];
-            let before = pair.map.is_frozen().then(|| pair.map.share());
-            let old = pair.map.remove(key, garbage);
+            let before = pair.map.clone();
+            let old = pair.map.remove(key);
             let expected = pair.model.remove(&key);
-            assert_eq!(old.as_ref().map(Val::get), expected);
-            if let (None, Some(before)) = (expected, before) {
+            assert_eq!(old.as_ref().map(get), expected);
+            if expected.is_none() {
                 assert!(pair.map.ptr_eq(&before), "a miss changed a shared trie");
             }
             Some(pick(map))
         }
         HamtAction::Get { map, key: Key(key) } => {
             let pair = &pairs[pick(map)];
-            assert_eq!(pair.map.get(key).map(Val::get), pair.model.get(&key).copied());
+            assert_eq!(pair.map.get(key).map(get), pair.model.get(&key).copied());
             assert_eq!(pair.map.contains_key(key), pair.model.contains_key(&key));
             None
         }
         HamtAction::GetMut { map, key: Key(key), value } => {
             let pair = &mut pairs[pick(map)];
-            match (pair.map.get_mut(key, garbage), pair.model.get_mut(&key)) {
-                (Some(Val::Owned(c)), Some(m)) => {
-                    c.0 = value;
-                    *m = value;
-                }
-                (Some(v @ Val::Shared(_)), Some(m)) => {
-                    *v = Val::new(value);
+            match (pair.map.get_mut(key), pair.model.get_mut(&key)) {
+                (Some(v), Some(m)) => {
+                    match Arc::get_mut(v) {
+                        Some(c) => c.0 = value,
+                        None => *v = val(value),
+                    }
                     *m = value;
                 }
                 (None, None) => {}
@@ -256,21 +219,25 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
             }
             Some(pick(map))
         }
-        HamtAction::Freeze { map } => {
+        HamtAction::Upsert { map, key: Key(key), value } => {
             let pair = &mut pairs[pick(map)];
-            pair.map.freeze();
-            assert!(pair.map.is_frozen());
-            let again = pair.map.share();
-            assert!(pair.map.ptr_eq(&again), "sharing a frozen map copied it");
+            let was = pair.map.upsert(
+                key,
+                value,
+                |v, value| {
+                    let was = v.0;
+                    *v = val(value);
+                    Some(was)
+                },
+                |value| (val(value), None),
+            );
+            assert_eq!(was, pair.model.insert(key, value));
             Some(pick(map))
         }
-        HamtAction::Share { map, freeze_first } => {
-            let pair = &mut pairs[pick(map)];
-            if freeze_first {
-                pair.map.freeze();
-            }
-            let copy = Pair { map: pair.map.share(), model: pair.model.clone() };
-            assert!(copy.map.is_frozen());
+        HamtAction::Share { map } => {
+            let pair = &pairs[pick(map)];
+            let copy = Pair { map: pair.map.clone(), model: pair.model.clone() };
+            assert!(copy.map.ptr_eq(&pair.map));
             check_pair(&copy);
             if len < MAX_MAPS {
                 pairs.push(copy);
@@ -283,10 +250,6 @@ fn step(pairs: &mut Vec<Pair>, garbage: &mut Garbage<Val>, action: &HamtAction) 
             if len > 1 {
                 pairs.swap_remove(pick(map));
             }
-            None
-        }
-        HamtAction::DropGarbage => {
-            *garbage = Garbage::new();
             None
         }
     }
