@@ -1,8 +1,8 @@
 """Prints criterion's median estimates as markdown tables, one per benchmark group.
 
 Usage:
-    python3 scripts/bench_table.py [target/criterion] [--since EPOCH]
-                                   [--save FILE] [--baseline FILE]
+    python3 scripts/bench_table.py [target/criterion] [--since EPOCH] [--save FILE]
+                                   [--baseline FILE] [--round FILE ...] [--quiet]
 
 For the groups of `benches/context.rs` each table has, per row: criterion's median, the
 ratio to the group's named peer (measured in the same run), and where the core's issue sets
@@ -15,12 +15,17 @@ Other groups (`hamt_*`, `trace`...) get a plain table as before.
                 relative to the engine before the rewrite. Those compare ratios to a peer of
                 the same run (ours / peer now against ours / peer then), so a busier or
                 quieter machine does not move them; the raw ratio is shown beside.
+--round FILE    (repeatable) the medians of one round of the context bench, written by
+                --save --quiet after each round; the tables then show the median over the
+                rounds, and each ratio is the median of the ratios within each round.
+--quiet         only --save, print nothing
 """
 
 import argparse
 import json
 import os
 import pathlib
+import statistics
 import sys
 from dataclasses import dataclass, field
 
@@ -105,7 +110,7 @@ GROUPS = [
             Row("set_reset/contextvars/4", "contextvars, 4 vars, value owned by the context",
                 [Target("≤ 0.1x otel attach+drop", OTEL_ATTACH, 0.1)]),
             Row("set_reset/contextvars/10000", "contextvars, 10,000 vars"),
-            Row("set_reset/contextvars/4-inherited", "contextvars, 4 vars, context entered again"),
+            Row("set_reset/contextvars/4-inherited", "contextvars, 4 vars, value set in an earlier `run`"),
             Row("set_reset/contextvars/4-unset", "contextvars, 4 vars, var not set before"),
             Row("set_reset/contextvars/4-after-snapshot",
                 "contextvars, right after a `copy_context` (snapshot dropped after)",
@@ -202,26 +207,38 @@ def derive(values: dict[str, float]) -> None:
             values[OVER + key.removeprefix("poll/")] = (values[key] - bare) / POLLS
 
 
-def check(row: Row, target: Target, now: dict[str, float], before: dict[str, float] | None):
-    """Returns (measured text, verdict) for one target."""
-    value, ref = now.get(row.id), None
+def ratio_per_round(rounds: list[dict[str, float]], num: str, den: str) -> list[float]:
+    return [r[num] / r[den] for r in rounds if num in r and den in r and r[den] > 0]
+
+
+def show_ratios(ratios: list[float]) -> str:
+    """The median ratio, and the range over the rounds when there were several."""
+    text = fmt_ratio(statistics.median(ratios))
+    if len(ratios) > 1:
+        text += f" ({fmt_ratio(min(ratios)).removesuffix('x')}–{fmt_ratio(max(ratios))})"
+    return text
+
+
+def check(row: Row, target: Target, rounds: list[dict[str, float]], before: dict[str, float] | None):
+    """Returns (measured text, verdict) for one target: the median over the rounds of the
+    ratio measured within each round."""
     if target.baseline:
         if before is None:
             return "no baseline", "n/a"
-        old = before.get(target.ref)
-        norm_now, norm_old = now.get(target.normalize), before.get(target.normalize)
-        if None in (value, old, norm_now, norm_old):
+        old, norm_old = before.get(target.ref), before.get(target.normalize)
+        if old is None or norm_old is None:
+            return "not in the baseline", "n/a"
+        then = old / norm_old
+        ratios = [q / then for q in ratio_per_round(rounds, row.id, target.normalize)]
+        if not ratios:
             return "not measured", "n/a"
-        ratio = (value / norm_now) / (old / norm_old)
-        raw = value / old
-        return f"{fmt_ratio(ratio)} (raw {fmt_ratio(raw)}: {fmt(value)} vs {fmt(old)})", verdict(ratio, target.limit)
-    ref = now.get(target.ref)
-    if value is None or ref is None:
+        raw = statistics.median(r[row.id] for r in rounds if row.id in r) / old
+        text = f"{show_ratios(ratios)}; raw {fmt_ratio(raw)}"
+        return text, verdict(statistics.median(ratios), target.limit)
+    ratios = ratio_per_round(rounds, row.id, target.ref)
+    if not ratios:
         return "not measured", "n/a"
-    if ref <= 0:
-        return f"reference {fmt(ref)}", "n/a"
-    ratio = value / ref
-    return fmt_ratio(ratio), verdict(ratio, target.limit)
+    return show_ratios(ratios), verdict(statistics.median(ratios), target.limit)
 
 
 def fmt_ratio(ratio: float) -> str:
@@ -239,10 +256,11 @@ def verdict(ratio: float, limit: float) -> str:
     return "PASS" if ratio <= limit else "**FAIL**"
 
 
-def print_group(group: Group, now: dict[str, float], before: dict[str, float] | None, summary: list) -> None:
+def print_group(group: Group, rounds: list[dict[str, float]], before: dict[str, float] | None,
+                summary: list) -> None:
+    now = median_of(rounds)
     if not any(r.id in now for r in group.rows):
         return
-    peer = now.get(group.peer)
     print(f"\n#### {group.title}\n")
     if group.note:
         print(group.note + "\n")
@@ -251,12 +269,13 @@ def print_group(group: Group, now: dict[str, float], before: dict[str, float] | 
     for row in group.rows:
         value = now.get(row.id)
         if value is None:
-            print(f"| {row.label} | not measured | | | | |")
+            print(f"| {cell(row.label)} | not measured | | | | |")
             continue
-        row_peer = peer
+        peer = group.peer
         if row.id.startswith(OVER):
-            row_peer = now.get(OVER + group.peer.removeprefix("poll/"))
-        ratio = fmt_ratio(value / row_peer) if row_peer else ""
+            peer = OVER + group.peer.removeprefix("poll/")
+        peer_ratios = ratio_per_round(rounds, row.id, peer)
+        ratio = fmt_ratio(statistics.median(peer_ratios)) if peer_ratios else ""
         targets = row.targets or [None]
         for i, target in enumerate(targets):
             first = i == 0
@@ -264,10 +283,16 @@ def print_group(group: Group, now: dict[str, float], before: dict[str, float] | 
             if target is None:
                 cells += ["", "", ""]
             else:
-                measured, result = check(row, target, now, before)
+                measured, result = check(row, target, rounds, before)
                 cells += [target.text, measured, result]
                 summary.append((f"{group.name}: {row.label}", target.text, measured, result))
             print("| " + " | ".join(cell(c) for c in cells) + " |")
+
+
+def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Per benchmark, the median over the rounds of criterion's medians."""
+    ids = sorted({k for r in rounds for k in r})
+    return {k: statistics.median(r[k] for r in rounds if k in r) for k in ids}
 
 
 def print_pivot(name: str, rows: list[tuple[str, float]]) -> None:
@@ -314,24 +339,33 @@ def main() -> None:
     parser.add_argument("--since", type=float)
     parser.add_argument("--save")
     parser.add_argument("--baseline")
+    parser.add_argument("--round", action="append", default=[])
+    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
     root = pathlib.Path(args.root)
     if not root.is_dir():
         sys.exit(f"no criterion results in {root}")
     medians = read_medians(root, args.since)
+    rounds = [json.loads(pathlib.Path(f).read_text()) for f in args.round] or [medians]
     if args.save:
-        pathlib.Path(args.save).write_text(json.dumps(medians, indent=1, sort_keys=True) + "\n")
+        saved = median_of(rounds) if args.round else medians
+        pathlib.Path(args.save).write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    if args.quiet:
+        return
     before = None
     if args.baseline and os.path.exists(args.baseline):
         before = json.loads(pathlib.Path(args.baseline).read_text())
         derive(before)
-    now = dict(medians)
-    derive(now)
+    for r in rounds:
+        derive(r)
 
+    if len(rounds) > 1:
+        print(f"\n{len(rounds)} rounds: medians over the rounds; ratios are the median of the "
+              "ratios within each round, (lowest–highest) beside.")
     summary: list = []
     for group in GROUPS:
-        print_group(group, now, before, summary)
+        print_group(group, rounds, before, summary)
     if summary:
         print("\n#### Targets of the core\n")
         print("| operation | target | measured | verdict |")
