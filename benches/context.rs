@@ -1,6 +1,18 @@
 //! The costs a user pays per call, side by side with the alternatives they would use instead:
 //! a plain `thread_local!`, tokio's `task_local!` and opentelemetry's `Context`.
 //!
+//! Every group puts our rows and the peers' rows in the same criterion group, so the ratios
+//! that `scripts/bench_table.py` prints come from one run. Only the public API is used.
+//!
+//! | group | what one iteration does |
+//! |---|---|
+//! | `get` | read a `u64` (context of 4 or 10,000 vars; tokio inside `sync_scope`; otel `current().get()`) |
+//! | `scope` | set, run a closure that reads, restore, behind a call that is never inlined |
+//! | `set_reset` | `set` + `reset` (also right after a `copy_context`); otel `attach` + drop |
+//! | `poll` | poll a boxed future, built beforehand, to completion: [`POLLS`] polls, the last `Ready` |
+//! | `copy_context` | take a snapshot and drop it, at 1 to 10,000 vars; otel `Context::current()` |
+//! | `request` | snapshot at spawn, 3 sets, 20 gets, 11 polls, the resets (see [`request`]) |
+//!
 //! Results and their reading live in BENCHMARKS.md; `scripts/bench.sh` regenerates them.
 
 use std::cell::Cell;
@@ -10,13 +22,18 @@ use std::pin::{Pin, pin};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use contextvars::{Context, ContextVar, FutureExt as _};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 
-/// The variable every benchmark reads: a `u64` in a context that holds `FILLER_VARS` others.
+/// The variable every micro benchmark reads: a `u64` in a context that holds others.
 static VALUE: ContextVar<u64> = ContextVar::new("value");
 
 /// Enough variables to fill a context of 10,000 (they are never read).
 static FILLER: [ContextVar<u64>; 10_000] = [const { ContextVar::new("filler") }; 10_000];
+
+/// The three variables a request sets.
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
+static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
 
 thread_local! {
     static PLAIN: Cell<u64> = const { Cell::new(0) };
@@ -24,13 +41,22 @@ thread_local! {
 
 tokio::task_local! {
     static TASK_VALUE: u64;
+    static TASK_REQUEST_ID: u64;
+    static TASK_USER_ID: u64;
+    static TASK_DEADLINE: u64;
 }
 
 #[derive(Clone, Copy)]
 struct OtelValue(u64);
+#[derive(Clone, Copy)]
+struct OtelRequestId(u64);
+#[derive(Clone, Copy)]
+struct OtelUserId(u64);
+#[derive(Clone, Copy)]
+struct OtelDeadline(u64);
 
-/// Makes the current context hold `VALUE` plus `n - 1` other variables.
-fn fill_current(n: usize) -> Context {
+/// Makes a context holding `VALUE` plus `n - 1` other variables.
+fn filled(n: usize) -> Context {
     let mut ctx = Context::new();
     ctx.run(|| {
         for var in &FILLER[..n.saturating_sub(1)] {
@@ -41,31 +67,34 @@ fn fill_current(n: usize) -> Context {
     ctx
 }
 
+fn otel_current(value: u64) -> opentelemetry::ContextGuard {
+    opentelemetry::Context::current_with_value(OtelValue(value)).attach()
+}
+
 fn get(c: &mut Criterion) {
     let mut group = c.benchmark_group("get");
-    group.bench_function("contextvars/4", |b| {
-        fill_current(4).run(|| b.iter(|| black_box(VALUE.get().unwrap_or(0))));
-    });
-    group.bench_function("contextvars/10000", |b| {
-        fill_current(10_000).run(|| b.iter(|| black_box(VALUE.get().unwrap_or(0))));
-    });
+    for n in [4, 10_000] {
+        group.bench_with_input(BenchmarkId::new("contextvars", n), &n, |b, &n| {
+            filled(n).run(|| b.iter(|| black_box(VALUE.get().unwrap_or(0))));
+        });
+    }
     group.bench_function("contextvars/unset-var", |b| {
         static NEVER_SET: ContextVar<u64> = ContextVar::new("never");
-        fill_current(4).run(|| b.iter(|| black_box(NEVER_SET.get().unwrap_or(0))));
+        filled(4).run(|| b.iter(|| black_box(NEVER_SET.get().unwrap_or(0))));
     });
     group.bench_function("thread_local", |b| {
         PLAIN.set(1);
         b.iter(|| black_box(PLAIN.get()));
     });
-    group.bench_function("tokio_task_local", |b| {
+    group.bench_function("tokio/task_local", |b| {
         TASK_VALUE.sync_scope(1, || b.iter(|| black_box(TASK_VALUE.with(|v| *v))));
     });
-    group.bench_function("opentelemetry/current().get()", |b| {
-        let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
+    group.bench_function("otel/current().get()", |b| {
+        let _guard = otel_current(1);
         b.iter(|| black_box(opentelemetry::Context::current().get::<OtelValue>().map_or(0, |v| v.0)));
     });
-    group.bench_function("opentelemetry/map_current", |b| {
-        let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
+    group.bench_function("otel/map_current", |b| {
+        let _guard = otel_current(1);
         b.iter(|| {
             black_box(opentelemetry::Context::map_current(|cx| cx.get::<OtelValue>().map_or(0, |v| v.0)))
         });
@@ -73,16 +102,48 @@ fn get(c: &mut Criterion) {
     group.finish();
 }
 
-fn copy(c: &mut Criterion) {
-    let mut group = c.benchmark_group("copy_context");
-    for n in [1, 4, 64, 1_000, 10_000] {
-        group.bench_with_input(BenchmarkId::new("contextvars", n), &n, |b, &n| {
-            fill_current(n).run(|| b.iter(|| black_box(contextvars::copy_context())));
-        });
-    }
-    group.bench_function("opentelemetry/current", |b| {
-        let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
-        b.iter(|| black_box(opentelemetry::Context::current()));
+/// Sets `VALUE`, reads it back in a closure and restores the previous value.
+#[inline(never)]
+fn contextvars_scope(value: u64) -> u64 {
+    VALUE.scope(value, || VALUE.get().unwrap_or(0))
+}
+
+/// The same with tokio: `sync_scope` swaps the value in, `with` reads it, the guard restores.
+#[inline(never)]
+fn tokio_scope(value: u64) -> u64 {
+    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
+}
+
+/// The same with opentelemetry: attach a derived context, read, drop the guard.
+#[inline(never)]
+fn otel_scope(value: u64) -> u64 {
+    let _guard = otel_current(value);
+    opentelemetry::Context::map_current(|cx| cx.get::<OtelValue>().map_or(0, |v| v.0))
+}
+
+/// The same with a plain thread-local: replace, read, put back.
+#[inline(never)]
+fn thread_local_scope(value: u64) -> u64 {
+    let old = PLAIN.replace(value);
+    let read = PLAIN.get();
+    PLAIN.set(old);
+    read
+}
+
+fn scope(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scope");
+    group.bench_function("contextvars/scope", |b| {
+        filled(4).run(|| b.iter(|| contextvars_scope(black_box(2))));
+    });
+    group.bench_function("tokio/sync_scope", |b| {
+        b.iter(|| tokio_scope(black_box(2)));
+    });
+    group.bench_function("otel/attach+get+drop", |b| {
+        let _guard = otel_current(1);
+        b.iter(|| otel_scope(black_box(2)));
+    });
+    group.bench_function("thread_local/replace+get+set", |b| {
+        b.iter(|| thread_local_scope(black_box(2)));
     });
     group.finish();
 }
@@ -92,7 +153,7 @@ fn set_reset(c: &mut Criterion) {
     for n in [4, 10_000] {
         // The steady state: the variable already holds a value this context owns.
         group.bench_with_input(BenchmarkId::new("contextvars", n), &n, |b, &n| {
-            fill_current(n).run(|| {
+            filled(n).run(|| {
                 VALUE.set(1);
                 b.iter(|| {
                     let token = VALUE.set(black_box(2));
@@ -102,9 +163,9 @@ fn set_reset(c: &mut Criterion) {
         });
     }
     group.bench_function("contextvars/4-unset", |b| {
-        // The variable was not set: set inserts it (one allocation), reset removes it.
+        // The variable was not set: set inserts it, reset removes it.
         static UNSET: ContextVar<u64> = ContextVar::new("unset");
-        fill_current(4).run(|| {
+        filled(4).run(|| {
             b.iter(|| {
                 let token = UNSET.set(black_box(2));
                 UNSET.reset(token)
@@ -112,9 +173,8 @@ fn set_reset(c: &mut Criterion) {
         });
     });
     group.bench_function("contextvars/4-inherited", |b| {
-        // The value came with a snapshot (shared): set boxes the new value, reset puts the
-        // shared one back.
-        fill_current(4).run(|| {
+        // The value was set before the context was entered again (no set in this run).
+        filled(4).run(|| {
             b.iter(|| {
                 let token = VALUE.set(black_box(2));
                 VALUE.reset(token)
@@ -122,8 +182,9 @@ fn set_reset(c: &mut Criterion) {
         });
     });
     group.bench_function("contextvars/4-after-snapshot", |b| {
-        // Every set follows a snapshot, so it copies the path instead of writing in place.
-        fill_current(4).run(|| {
+        // Every set follows a snapshot, so it cannot write in place; the snapshot is
+        // dropped after the reset.
+        filled(4).run(|| {
             b.iter(|| {
                 let snapshot = contextvars::copy_context();
                 let token = VALUE.set(black_box(2));
@@ -133,65 +194,244 @@ fn set_reset(c: &mut Criterion) {
             });
         });
     });
-    group.bench_function("contextvars/scope", |b| {
-        fill_current(4).run(|| {
-            VALUE.set(1);
-            b.iter(|| VALUE.scope(black_box(2), || black_box(3)));
-        });
+    group.bench_function("otel/attach+drop", |b| {
+        let _guard = otel_current(1);
+        b.iter(|| drop(otel_current(black_box(2))));
     });
-    group.bench_function("thread_local/replace", |b| {
+    group.bench_function("thread_local/replace+set", |b| {
         b.iter(|| {
             let old = PLAIN.replace(black_box(2));
             PLAIN.set(old);
         });
     });
-    group.bench_function("tokio_task_local/sync_scope", |b| {
-        b.iter(|| TASK_VALUE.sync_scope(black_box(2), || black_box(3)));
-    });
-    group.bench_function("opentelemetry/attach+drop", |b| {
-        let _guard = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
-        b.iter(|| drop(opentelemetry::Context::current_with_value(OtelValue(black_box(2))).attach()));
-    });
     group.finish();
 }
 
-/// A future that never completes, so it can be polled over and over (tokio's wrapper panics
-/// when polled after completion): what is left is the wrapper's own cost.
-struct Counter(u64);
+/// How many times each future of the `poll` group is polled: `Pending` `POLLS - 1` times,
+/// then `Ready`. `scripts/bench_table.py` divides by the same number.
+const POLLS: u32 = 100;
 
-impl Future for Counter {
-    type Output = ();
+/// A trivial future: `Pending` until it has been polled `left + 1` times, then `Ready`. It
+/// never wakes anyone; the benchmarks poll it by hand.
+struct Countdown {
+    left: u32,
+}
 
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
-        self.0 = black_box(self.0 + 1);
-        Poll::Pending
+impl Countdown {
+    fn new() -> Self {
+        Countdown { left: POLLS - 1 }
     }
 }
 
-fn poll_loop<F: Future>(b: &mut criterion::Bencher<'_>, fut: F) {
-    let mut fut = pin!(fut);
+impl Future for Countdown {
+    type Output = u32;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u32> {
+        // `black_box` keeps the compiler from folding the polling loop into one step.
+        let left = black_box(self.left);
+        if left == 0 {
+            Poll::Ready(left)
+        } else {
+            self.left = left - 1;
+            Poll::Pending
+        }
+    }
+}
+
+/// Polls `fut` until it is ready and returns how many polls that took.
+fn poll_to_end<F: Future>(mut fut: Pin<&mut F>) -> u32 {
     let mut cx = TaskContext::from_waker(Waker::noop());
-    b.iter(|| black_box(fut.as_mut().poll(&mut cx)));
+    let mut polls = 1;
+    while fut.as_mut().poll(&mut cx).is_pending() {
+        polls += 1;
+    }
+    polls
+}
+
+/// Measures only the polls: the future is built and boxed before, and dropped after, the
+/// timed part.
+fn bench_polls<F: Future>(b: &mut criterion::Bencher<'_>, mut make: impl FnMut() -> F) {
+    b.iter_batched_ref(
+        || Box::pin(make()),
+        |fut| {
+            let polls = poll_to_end(fut.as_mut());
+            assert_eq!(polls, POLLS);
+            black_box(polls)
+        },
+        BatchSize::SmallInput,
+    );
 }
 
 fn poll(c: &mut Criterion) {
     let mut group = c.benchmark_group("poll");
-    group.bench_function("bare", |b| poll_loop(b, Counter(0)));
-    group.bench_function("contextvars/WithContext/4", |b| {
-        poll_loop(b, Counter(0).with_context(fill_current(4)));
+    group.bench_function("bare", |b| bench_polls(b, Countdown::new));
+    for n in [4, 10_000] {
+        group.bench_with_input(BenchmarkId::new("contextvars/WithContext", n), &n, |b, &n| {
+            let ctx = filled(n);
+            bench_polls(b, || Countdown::new().with_context(ctx.clone()));
+        });
+    }
+    group.bench_function("tokio/scope-1", |b| {
+        bench_polls(b, || TASK_VALUE.scope(1, Countdown::new()));
     });
-    group.bench_function("contextvars/WithContext/10000", |b| {
-        poll_loop(b, Counter(0).with_context(fill_current(10_000)));
+    group.bench_function("tokio/scope-3-nested", |b| {
+        bench_polls(b, || {
+            TASK_REQUEST_ID.scope(1, TASK_USER_ID.scope(2, TASK_DEADLINE.scope(3, Countdown::new())))
+        });
     });
-    group.bench_function("tokio_task_local/TaskLocalFuture", |b| {
-        poll_loop(b, TASK_VALUE.scope(1, Counter(0)));
-    });
-    group.bench_function("opentelemetry/WithContext", |b| {
+    group.bench_function("otel/WithContext", |b| {
         let cx = opentelemetry::Context::new().with_value(OtelValue(1));
-        poll_loop(b, opentelemetry::context::FutureExt::with_context(Counter(0), cx));
+        bench_polls(b, || opentelemetry::context::FutureExt::with_context(Countdown::new(), cx.clone()));
     });
     group.finish();
 }
 
-criterion_group!(benches, get, copy, set_reset, poll);
+fn copy(c: &mut Criterion) {
+    let mut group = c.benchmark_group("copy_context");
+    for n in [1, 4, 64, 1_000, 10_000] {
+        group.bench_with_input(BenchmarkId::new("contextvars", n), &n, |b, &n| {
+            filled(n).run(|| b.iter(|| black_box(contextvars::copy_context())));
+        });
+    }
+    group.bench_function("otel/current", |b| {
+        let _guard = otel_current(1);
+        b.iter(|| black_box(opentelemetry::Context::current()));
+    });
+    group.finish();
+}
+
+/// Returns `Pending` once, then `Ready`: one suspension point of a request handler.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+/// Suspension points of one request: with the final poll, 11 polls in all.
+const REQUEST_YIELDS: u64 = 10;
+
+/// What every request returns: the sum of its 20 reads (checked once per row, so that all
+/// three rows read the same values).
+const REQUEST_SUM: u64 = REQUEST_YIELDS + (REQUEST_YIELDS / 2) * 2 + (REQUEST_YIELDS / 2) * 3;
+
+/// The request with `contextvars`: 3 sets, 10 rounds of (2 gets, one suspension), the resets.
+/// It runs in its own context: the caller wraps it in a snapshot taken at spawn.
+async fn contextvars_request() -> u64 {
+    let request = REQUEST_ID.set(black_box(1));
+    let user = USER_ID.set(black_box(2));
+    let deadline = DEADLINE.set(black_box(3));
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += REQUEST_ID.get().unwrap_or(0);
+        let other = if round % 2 == 0 { &USER_ID } else { &DEADLINE };
+        sum += other.get().unwrap_or(0);
+        YieldOnce(false).await;
+    }
+    let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
+    assert!(reset.is_ok());
+    sum
+}
+
+/// The same reads with tokio: the values were put in place by three nested `scope`s.
+async fn tokio_request() -> u64 {
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += TASK_REQUEST_ID.with(|v| *v);
+        sum += if round % 2 == 0 { TASK_USER_ID.with(|v| *v) } else { TASK_DEADLINE.with(|v| *v) };
+        YieldOnce(false).await;
+    }
+    sum
+}
+
+/// The same reads with opentelemetry: the values are in the context the future was wrapped in.
+async fn otel_request() -> u64 {
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += opentelemetry::Context::map_current(|cx| cx.get::<OtelRequestId>().map_or(0, |v| v.0));
+        sum += opentelemetry::Context::map_current(|cx| {
+            if round % 2 == 0 {
+                cx.get::<OtelUserId>().map_or(0, |v| v.0)
+            } else {
+                cx.get::<OtelDeadline>().map_or(0, |v| v.0)
+            }
+        });
+        YieldOnce(false).await;
+    }
+    sum
+}
+
+/// Polls a request future on the stack to completion; building and dropping it are timed.
+fn run_request<F: Future<Output = u64>>(fut: F) -> u64 {
+    let mut fut = pin!(fut);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(sum) = fut.as_mut().poll(&mut cx) {
+            return sum;
+        }
+    }
+}
+
+/// A request-shaped workload: what each row does in one iteration (all of it timed).
+///
+/// - `contextvars`: the spawning code runs in a context of 4 vars. Spawn: `copy_context()` and
+///   `with_context`. In the task: 3 `set`s (the first copies the snapshot's path), 20 `get`s
+///   over 11 polls (each poll enters and leaves the task's context), 3 `reset`s; then the
+///   future and its context are dropped.
+/// - `tokio`: spawn: three nested `task_local` `scope`s (the values are given there, which
+///   stands for the 3 sets). 20 reads with `with` over 11 polls, each poll swapping the
+///   three values in and out; leaving the scopes at the end stands for the resets. tokio
+///   task-locals are not inherited, so there is no snapshot.
+/// - `otel`: the spawning code runs with an attached context of one value. Spawn:
+///   `Context::current()` (the snapshot), 3 `with_value`s (each derives a new context: the
+///   sets) and `with_context`. 20 reads with `map_current` over 11 polls, each poll attaching
+///   and detaching the context; dropping the future drops the derived contexts (the resets).
+fn request(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request");
+    group.bench_function("contextvars", |b| {
+        filled(4).run(|| {
+            assert_eq!(contextvars_spawn_request(), REQUEST_SUM);
+            b.iter(contextvars_spawn_request);
+        });
+    });
+    group.bench_function("tokio/3-scopes", |b| {
+        assert_eq!(tokio_spawn_request(), REQUEST_SUM);
+        b.iter(tokio_spawn_request);
+    });
+    group.bench_function("otel", |b| {
+        let _guard = otel_current(1);
+        assert_eq!(otel_spawn_request(), REQUEST_SUM);
+        b.iter(otel_spawn_request);
+    });
+    group.finish();
+}
+
+fn contextvars_spawn_request() -> u64 {
+    run_request(contextvars_request().with_context(contextvars::copy_context()))
+}
+
+fn tokio_spawn_request() -> u64 {
+    run_request(TASK_REQUEST_ID.scope(
+        black_box(1),
+        TASK_USER_ID.scope(black_box(2), TASK_DEADLINE.scope(black_box(3), tokio_request())),
+    ))
+}
+
+fn otel_spawn_request() -> u64 {
+    let cx = opentelemetry::Context::current()
+        .with_value(OtelRequestId(black_box(1)))
+        .with_value(OtelUserId(black_box(2)))
+        .with_value(OtelDeadline(black_box(3)));
+    run_request(opentelemetry::context::FutureExt::with_context(otel_request(), cx))
+}
+
+criterion_group!(benches, get, scope, set_reset, poll, copy, request);
 criterion_main!(benches);
