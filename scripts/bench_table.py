@@ -183,18 +183,27 @@ def fmt(ns: float) -> str:
 
 
 def read_medians(root: pathlib.Path, since: float | None) -> dict[str, float]:
-    """Criterion's median (ns) per full benchmark id, from `*/new/estimates.json`."""
+    """Criterion's median (ns) per full benchmark id, from `*/new/estimates.json`; the
+    group's directory and id are kept in GROUP_OF for the tables of other targets."""
     medians = {}
     for estimates in root.rglob("new/estimates.json"):
         if since is not None and estimates.stat().st_mtime < since:
             continue
+        bench_dir = estimates.parent.parent
+        group_dir = bench_dir.relative_to(root).parts[0]
         meta = estimates.parent / "benchmark.json"
         if meta.exists():
-            full_id = json.loads(meta.read_text())["full_id"]
+            info = json.loads(meta.read_text())
+            full_id, group_id = info["full_id"], info["group_id"]
         else:
-            full_id = estimates.parent.parent.relative_to(root).as_posix()
+            full_id, group_id = bench_dir.relative_to(root).as_posix(), group_dir
         medians[full_id] = json.loads(estimates.read_text())["median"]["point_estimate"]
+        GROUP_OF[full_id] = (group_dir, full_id.removeprefix(group_id + "/"))
     return medians
+
+
+# Full benchmark id -> (the group's directory, the id within the group).
+GROUP_OF: dict[str, tuple[str, str]] = {}
 
 
 def derive(values: dict[str, float]) -> None:
@@ -317,7 +326,7 @@ def print_other(medians: dict[str, float]) -> None:
     known = {g.name for g in GROUPS}
     by_group: dict[str, list[tuple[str, float]]] = {}
     for full_id, value in sorted(medians.items()):
-        group, _, name = full_id.partition("/")
+        group, name = GROUP_OF[full_id]
         if group not in known:
             by_group.setdefault(group, []).append((name, value))
     for group, rows in sorted(by_group.items()):
