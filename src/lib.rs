@@ -15,6 +15,7 @@ mod token;
 #[cfg(feature = "trace")]
 pub mod trace;
 mod var;
+mod wrap;
 
 pub use context::{Context, Iter, copy_context};
 pub use error::ResetError;

@@ -127,6 +127,14 @@ fn wrapped_closures_are_send_when_the_closure_is() {
 }
 
 #[test]
+fn closures_wrapped_for_many_calls_are_send_sync_when_the_closure_is() {
+    fn is_send_sync<T: Send + Sync>(_: &T) {}
+    let handle = Context::new().wrap_fn(|x: u32| x + 1);
+    is_send_sync(&handle);
+    assert_eq!(handle(1), 2);
+}
+
+#[test]
 fn errors_are_plain_data() {
     assert_send::<ResetError>();
     assert_sync::<ResetError>();
