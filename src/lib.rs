@@ -20,7 +20,7 @@ mod wrap;
 pub use context::{Context, Iter, copy_context};
 pub use error::ResetError;
 pub use ext::FutureExt;
-pub use future::{WithContext, with_context};
+pub use future::{AndContext, WithContext, with_context};
 pub use spawn::ContextSpawner;
 pub use token::Token;
 pub use var::ContextVar;

@@ -10,7 +10,7 @@ use std::marker::PhantomPinned;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
 
-use contextvars::{Context, ContextSpawner, ContextVar, Iter, ResetError, Token, WithContext};
+use contextvars::{AndContext, Context, ContextSpawner, ContextVar, Iter, ResetError, Token, WithContext};
 
 fn assert_send<T: Send>() {}
 fn assert_sync<T: Sync>() {}
@@ -105,6 +105,18 @@ fn with_context_follows_its_future() {
     assert_send::<WithContext<SendNotSyncFuture>>();
     assert_not_sync!(WithContext<SendNotSyncFuture>);
     assert_not_unpin!(WithContext<PinnedFuture>);
+}
+
+#[test]
+fn and_context_follows_its_future() {
+    assert_send::<AndContext<SendFuture>>();
+    assert_sync::<AndContext<SendFuture>>();
+    assert_unpin::<AndContext<SendFuture>>();
+    assert_not_send!(AndContext<LocalFuture>);
+    assert_not_sync!(AndContext<LocalFuture>);
+    assert_send::<AndContext<SendNotSyncFuture>>();
+    assert_not_sync!(AndContext<SendNotSyncFuture>);
+    assert_not_unpin!(AndContext<PinnedFuture>);
 }
 
 #[test]
