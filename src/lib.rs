@@ -9,9 +9,13 @@ mod ext;
 mod future;
 #[doc(hidden)]
 pub mod hamt;
+#[cfg(feature = "rayon")]
+pub mod rayon;
 mod spawn;
 pub mod thread;
 mod token;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 #[cfg(feature = "trace")]
 pub mod trace;
 mod var;

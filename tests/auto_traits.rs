@@ -146,6 +146,14 @@ fn closures_wrapped_for_many_calls_are_send_sync_when_the_closure_is() {
     assert_eq!(handle(1), 2);
 }
 
+#[cfg(feature = "rayon")]
+#[test]
+fn the_rayon_scope_can_be_shared_between_jobs() {
+    assert_send::<contextvars::rayon::Scope<'_, '_>>();
+    assert_sync::<contextvars::rayon::Scope<'_, '_>>();
+    assert_unpin::<contextvars::rayon::Scope<'_, '_>>();
+}
+
 #[test]
 fn errors_are_plain_data() {
     assert_send::<ResetError>();
