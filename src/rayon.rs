@@ -35,7 +35,7 @@ use std::fmt;
 
 use crate::Context;
 
-/// [`rayon::spawn`](::rayon::spawn), with the job running in a snapshot of the caller's
+/// [`rayon::spawn`], with the job running in a snapshot of the caller's
 /// context.
 ///
 /// # Examples
@@ -59,7 +59,7 @@ where
     ::rayon::spawn(Context::current().wrap(f));
 }
 
-/// [`rayon::join`](::rayon::join), with each closure running in its own snapshot of the
+/// [`rayon::join`], with each closure running in its own snapshot of the
 /// caller's context, taken at the call.
 ///
 /// Neither closure sees the other's sets, whichever thread runs it and whatever other jobs
@@ -102,7 +102,7 @@ where
     ::rayon::join(context.clone().wrap(a), context.wrap(b))
 }
 
-/// [`rayon::scope`](::rayon::scope), with `f` and every job spawned through the [`Scope`]
+/// [`rayon::scope`], with `f` and every job spawned through the [`Scope`]
 /// it is handed running in a snapshot of the context current where they were spawned.
 ///
 /// # Examples
@@ -169,7 +169,7 @@ pub struct Scope<'s, 'scope> {
 }
 
 impl<'scope> Scope<'_, 'scope> {
-    /// [`rayon::Scope::spawn`](::rayon::Scope::spawn), with the job running in a snapshot of
+    /// [`rayon::Scope::spawn`], with the job running in a snapshot of
     /// the context current at this call.
     ///
     /// # Examples

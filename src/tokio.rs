@@ -32,7 +32,7 @@ use ::tokio::task::JoinHandle;
 
 use crate::{Context, FutureExt};
 
-/// [`tokio::spawn`](::tokio::spawn), with the task running in a snapshot of the caller's
+/// [`tokio::spawn`], with the task running in a snapshot of the caller's
 /// context.
 ///
 /// # Examples
@@ -56,7 +56,7 @@ use crate::{Context, FutureExt};
 ///
 /// # Panics
 ///
-/// As [`tokio::spawn`](::tokio::spawn): when called outside a Tokio runtime.
+/// As [`tokio::spawn`]: when called outside a Tokio runtime.
 #[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
@@ -66,7 +66,7 @@ where
     ::tokio::task::spawn(future.with_current_context())
 }
 
-/// [`tokio::task::spawn_local`](::tokio::task::spawn_local), with the task running in a
+/// [`tokio::task::spawn_local`], with the task running in a
 /// snapshot of the caller's context.
 ///
 /// # Examples
@@ -89,7 +89,7 @@ where
 ///
 /// # Panics
 ///
-/// As [`tokio::task::spawn_local`](::tokio::task::spawn_local): when called outside a
+/// As [`tokio::task::spawn_local`]: when called outside a
 /// `LocalSet` or a local runtime.
 #[track_caller]
 pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
@@ -100,7 +100,7 @@ where
     ::tokio::task::spawn_local(future.with_current_context())
 }
 
-/// [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking), with the job running in a
+/// [`tokio::task::spawn_blocking`], with the job running in a
 /// snapshot of the caller's context.
 ///
 /// # Examples
@@ -119,7 +119,7 @@ where
 ///
 /// # Panics
 ///
-/// As [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking): when called outside a
+/// As [`tokio::task::spawn_blocking`]: when called outside a
 /// Tokio runtime.
 #[track_caller]
 pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
