@@ -9,19 +9,24 @@ mod ext;
 mod future;
 #[doc(hidden)]
 pub mod hamt;
+#[cfg(feature = "rayon")]
+pub mod rayon;
 #[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]
 mod raw;
 mod spawn;
 pub mod thread;
 mod token;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 #[cfg(feature = "trace")]
 pub mod trace;
 mod var;
+mod wrap;
 
 pub use context::{Context, Iter, copy_context};
 pub use error::{ResetError, TryResetError};
 pub use ext::FutureExt;
-pub use future::{WithContext, with_context};
+pub use future::{AndContext, WithContext, with_context};
 pub use spawn::ContextSpawner;
 pub use token::Token;
 pub use var::ContextVar;

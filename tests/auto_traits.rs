@@ -10,7 +10,7 @@ use std::marker::PhantomPinned;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
 
-use contextvars::{Context, ContextSpawner, ContextVar, Iter, ResetError, Token, WithContext};
+use contextvars::{AndContext, Context, ContextSpawner, ContextVar, Iter, ResetError, Token, WithContext};
 
 fn assert_send<T: Send>() {}
 fn assert_sync<T: Sync>() {}
@@ -108,6 +108,18 @@ fn with_context_follows_its_future() {
 }
 
 #[test]
+fn and_context_follows_its_future() {
+    assert_send::<AndContext<SendFuture>>();
+    assert_sync::<AndContext<SendFuture>>();
+    assert_unpin::<AndContext<SendFuture>>();
+    assert_not_send!(AndContext<LocalFuture>);
+    assert_not_sync!(AndContext<LocalFuture>);
+    assert_send::<AndContext<SendNotSyncFuture>>();
+    assert_not_sync!(AndContext<SendNotSyncFuture>);
+    assert_not_unpin!(AndContext<PinnedFuture>);
+}
+
+#[test]
 fn spawned_wrappers_of_async_blocks_are_send() {
     fn wrapped() -> impl Future<Output = u32> + Send + 'static {
         use contextvars::FutureExt;
@@ -124,6 +136,22 @@ fn wrapped_closures_are_send_when_the_closure_is() {
     let job = Context::new().wrap(|| 1);
     is_send(&job);
     assert_eq!(job(), 1);
+}
+
+#[test]
+fn closures_wrapped_for_many_calls_are_send_sync_when_the_closure_is() {
+    fn is_send_sync<T: Send + Sync>(_: &T) {}
+    let handle = Context::new().wrap_fn(|x: u32| x + 1);
+    is_send_sync(&handle);
+    assert_eq!(handle(1), 2);
+}
+
+#[cfg(feature = "rayon")]
+#[test]
+fn the_rayon_scope_can_be_shared_between_jobs() {
+    assert_send::<contextvars::rayon::Scope<'_, '_>>();
+    assert_sync::<contextvars::rayon::Scope<'_, '_>>();
+    assert_unpin::<contextvars::rayon::Scope<'_, '_>>();
 }
 
 #[test]

@@ -1,0 +1,131 @@
+//! Tokio's spawning functions, each task or job starting in a snapshot of the caller's context
+//! (feature `tokio`).
+//!
+//! `tokio::spawn` starts a task with nothing: the task reads whatever context is current on
+//! the worker thread that polls it. These functions take a snapshot of the caller's context
+//! at the call, O(1), and run the task (every poll, and its drop) or the blocking job in it,
+//! the way asyncio copies the context into a new task. Sets made by the task stay in the task.
+//!
+//! Other ways to spawn take the one-line pattern these functions are made of:
+//! `set.spawn(future.with_current_context())` for a `JoinSet`,
+//! `handle.spawn(future.with_current_context())` for a runtime `Handle`,
+//! `Context::current().wrap(job)` for a blocking job.
+//!
+//! # Examples
+//!
+//! ```
+//! use contextvars::ContextVar;
+//!
+//! static REQUEST: ContextVar<u64> = ContextVar::new("request");
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(contextvars::with_context(async {
+//! REQUEST.set(7);
+//! let task = contextvars::tokio::spawn(async { REQUEST.get() });
+//! let job = contextvars::tokio::spawn_blocking(|| REQUEST.get());
+//! assert_eq!((task.await.unwrap(), job.await.unwrap()), (Some(7), Some(7)));
+//! # }));
+//! ```
+
+use std::future::Future;
+
+use ::tokio::task::JoinHandle;
+
+use crate::{Context, FutureExt};
+
+/// [`tokio::spawn`], with the task running in a snapshot of the caller's
+/// context.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::ContextVar;
+///
+/// static USER: ContextVar<&str> = ContextVar::new("user");
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(contextvars::with_context(async {
+/// USER.set("alice");
+/// let task = contextvars::tokio::spawn(async {
+///     let seen = USER.get();
+///     USER.set("bob"); // stays in the task
+///     seen
+/// });
+/// assert_eq!(task.await.unwrap(), Some("alice"));
+/// assert_eq!(USER.get(), Some("alice"));
+/// # }));
+/// ```
+///
+/// # Panics
+///
+/// As [`tokio::spawn`]: when called outside a Tokio runtime.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    ::tokio::task::spawn(future.with_current_context())
+}
+
+/// [`tokio::task::spawn_local`], with the task running in a
+/// snapshot of the caller's context.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use contextvars::ContextVar;
+///
+/// static USER: ContextVar<&str> = ContextVar::new("user");
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let local = tokio::task::LocalSet::new();
+/// local.block_on(&rt, contextvars::with_context(async {
+///     USER.set("alice");
+///     let not_send = Rc::new(1);
+///     let task = contextvars::tokio::spawn_local(async move { (USER.get(), *not_send) });
+///     assert_eq!(task.await.unwrap(), (Some("alice"), 1));
+/// }));
+/// ```
+///
+/// # Panics
+///
+/// As [`tokio::task::spawn_local`]: when called outside a
+/// `LocalSet` or a local runtime.
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    ::tokio::task::spawn_local(future.with_current_context())
+}
+
+/// [`tokio::task::spawn_blocking`], with the job running in a
+/// snapshot of the caller's context.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::ContextVar;
+///
+/// static USER: ContextVar<&str> = ContextVar::new("user");
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(contextvars::with_context(async {
+/// USER.set("alice");
+/// let job = contextvars::tokio::spawn_blocking(|| USER.get());
+/// assert_eq!(job.await.unwrap(), Some("alice"));
+/// # }));
+/// ```
+///
+/// # Panics
+///
+/// As [`tokio::task::spawn_blocking`]: when called outside a
+/// Tokio runtime.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    ::tokio::task::spawn_blocking(Context::current().wrap(f))
+}
