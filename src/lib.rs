@@ -9,10 +9,10 @@ mod ext;
 mod future;
 #[doc(hidden)]
 pub mod hamt;
-#[cfg(feature = "rayon")]
-pub mod rayon;
 #[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]
 mod raw;
+#[cfg(feature = "rayon")]
+pub mod rayon;
 mod spawn;
 pub mod thread;
 mod token;
