@@ -229,6 +229,24 @@ pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Enters `ctx` without a closure, for hooks that run before and after a poll rather than
+/// around it: afterwards `ctx` holds the context that was current, to be handed to
+/// [`leave_detached`], which swaps them back. The caller restores the thread's context when
+/// the code between the two unwinds.
+#[allow(dead_code, reason = "used by the tokio task hooks, built with --cfg tokio_unstable")]
+pub(crate) fn enter_detached(ctx: &mut Context) {
+    exchange(ctx);
+    DEPTH.set(DEPTH.get() + 1);
+}
+
+/// Undoes [`enter_detached`]: `ctx` (what it left there) becomes current again, and gets back
+/// the context that was entered, with the changes made in it.
+#[allow(dead_code, reason = "used by the tokio task hooks, built with --cfg tokio_unstable")]
+pub(crate) fn leave_detached(ctx: &mut Context) {
+    exchange(ctx);
+    DEPTH.set(DEPTH.get() - 1);
+}
+
 /// Exchanges `ctx` with the current context. Drops nothing.
 #[inline]
 fn exchange(ctx: &mut Context) {
