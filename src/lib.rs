@@ -9,6 +9,8 @@ mod ext;
 mod future;
 #[doc(hidden)]
 pub mod hamt;
+#[cfg(all(feature = "tokio", debug_assertions))]
+mod leak;
 #[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]
 mod raw;
 #[cfg(feature = "rayon")]

@@ -102,14 +102,23 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// N.set(5);
     /// assert_eq!(N.get(), Some(5));
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// In debug builds with the `tokio` feature, when the value was set in a worker thread's
+    /// own context by another tokio task: a leak between tasks (see
+    /// [`thread::mark_worker`](crate::thread::mark_worker) for the fix). [`with`](Self::with),
+    /// [`get_or`](Self::get_or) and [`is_set`](Self::is_set) check the same.
     #[inline]
     #[must_use]
+    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn get(&self) -> Option<T>
     where
         T: Clone,
     {
         // Nested rather than a let chain: let chains need Rust 1.88, the MSRV is 1.85.
         if let Some(id) = self.raw_id() {
+            self.check_read(id);
             if let Some(value) = current::lend(id, |value: Option<&T>| value.cloned()) {
                 return Some(value);
             }
@@ -133,11 +142,14 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[inline]
     #[must_use]
+    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn get_or(&self, fallback: T) -> T
     where
         T: Clone,
     {
-        self.raw_id().and_then(|id| current::lend(id, |value: Option<&T>| value.cloned())).unwrap_or(fallback)
+        let Some(id) = self.raw_id() else { return fallback };
+        self.check_read(id);
+        current::lend(id, |value: Option<&T>| value.cloned()).unwrap_or(fallback)
     }
 
     /// Calls `f` with a reference to the value in the current context, else the default,
@@ -158,9 +170,13 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(len, 5);
     /// ```
     #[inline]
+    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         match self.raw_id() {
-            Some(id) => current::lend(id, |value: Option<&T>| f(value.or(self.default.as_ref()))),
+            Some(id) => {
+                self.check_read(id);
+                current::lend(id, |value: Option<&T>| f(value.or(self.default.as_ref())))
+            }
             None => f(self.default.as_ref()),
         }
     }
@@ -179,8 +195,11 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert!(N.is_set());
     /// ```
     #[must_use]
+    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn is_set(&self) -> bool {
-        self.raw_id().is_some_and(|id| current::lend(id, |value: Option<&T>| value.is_some()))
+        let Some(id) = self.raw_id() else { return false };
+        self.check_read(id);
+        current::lend(id, |value: Option<&T>| value.is_some())
     }
 
     /// Sets the variable in the current context and returns a [`Token`] that
@@ -218,6 +237,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     #[allow(clippy::must_use_candidate, reason = "setting without keeping the token is the common case")]
     pub fn set(&self, value: T) -> Token<T> {
         current::check_root_set(self.name);
+        #[cfg(all(feature = "tokio", debug_assertions))]
+        if !current::in_entered_context() {
+            crate::leak::record_set(self.id());
+        }
         self.set_unchecked(value)
     }
 
@@ -295,6 +318,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         }
         // Dropped only now that the context is back in place.
         drop(current::change(|map| restore(map, var_id, var_name, old)));
+        #[cfg(all(feature = "tokio", debug_assertions))]
+        if !current::in_entered_context() {
+            crate::leak::record_reset(var_id);
+        }
         Ok(())
     }
 
@@ -341,6 +368,18 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 
         let _reset = Reset { var: self, token: Some(self.set_unchecked(value)) };
         f()
+    }
+
+    /// Debug builds with the `tokio` feature: panics when the value read in the thread's own
+    /// context was set there by another tokio task (see `leak.rs`).
+    #[inline]
+    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
+    fn check_read(&self, id: u64) {
+        #[cfg(all(feature = "tokio", debug_assertions))]
+        if !current::in_entered_context() {
+            crate::leak::check_read(id, self.name);
+        }
+        let _ = id;
     }
 
     /// The id, drawn on first use.

@@ -1,0 +1,273 @@
+//! The `threading.local()` bug, made loud: a `set` in a task that has no context of its own
+//! lands in the worker thread's context. On threads marked with `thread::mark_worker` such a
+//! `set` panics; with the `tokio` feature in debug builds, a value one tokio task set there and
+//! another task reads panics too. The corrected programs see no foreign value.
+
+mod support;
+
+use std::panic::catch_unwind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use contextvars::{Context, ContextVar, FutureExt};
+use support::yield_now;
+
+static REQUEST_ID: ContextVar<usize> = ContextVar::new("request_id");
+
+fn panic_message(err: &(dyn std::any::Any + Send)) -> String {
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_marked_thread_refuses_root_sets_and_keeps_everything_else() {
+    std::thread::spawn(|| {
+        contextvars::thread::mark_worker();
+        assert!(contextvars::thread::is_worker());
+        let err = catch_unwind(|| REQUEST_ID.set(1)).unwrap_err();
+        let message = panic_message(&*err);
+        assert!(message.contains("`request_id`") && message.contains("with_context"), "{message}");
+        assert_eq!(REQUEST_ID.get(), None, "the refused value was not stored");
+        assert_eq!(REQUEST_ID.scope(2, || REQUEST_ID.get()), Some(2));
+        let mut task = Context::new();
+        task.run(|| REQUEST_ID.set(3));
+        assert_eq!((task.get(&REQUEST_ID), REQUEST_ID.get()), (Some(&3), None));
+        let polled = futures::executor::block_on(
+            async {
+                REQUEST_ID.set(4);
+                yield_now().await;
+                REQUEST_ID.get()
+            }
+            .with_context(Context::new()),
+        );
+        assert_eq!((polled, REQUEST_ID.get()), (Some(4), None));
+        contextvars::thread::unmark_worker();
+        REQUEST_ID.set(6);
+        assert_eq!(REQUEST_ID.get(), Some(6));
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn warn_only_mode_sets_and_does_not_panic() {
+    std::thread::spawn(|| {
+        contextvars::thread::mark_worker_warn_only();
+        REQUEST_ID.set(1);
+        assert_eq!(REQUEST_ID.get(), Some(1));
+    })
+    .join()
+    .unwrap();
+}
+
+/// tokio workers marked in `on_thread_start`: an unwrapped task's `set` panics inside the task
+/// (its `JoinHandle` reports it), while spawned-with-context tasks and `scope` work.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_workers_marked_at_thread_start() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(contextvars::thread::mark_worker)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let naive = tokio::spawn(async { REQUEST_ID.set(1) });
+        assert!(naive.await.unwrap_err().is_panic());
+        let mut handles = Vec::new();
+        for n in 0..200 {
+            handles.push(contextvars::tokio::spawn(async move {
+                REQUEST_ID.set(n);
+                yield_now().await;
+                let seen = REQUEST_ID.get();
+                let scoped = REQUEST_ID.scope(n + 1000, || REQUEST_ID.get());
+                (seen == Some(n), scoped == Some(n + 1000))
+            }));
+        }
+        for handle in handles {
+            assert_eq!(handle.await.unwrap(), (true, true));
+        }
+    });
+}
+
+/// rayon workers marked in `start_handler`: a job's root `set` panics; `scope` and the
+/// adapters' jobs work.
+#[cfg(feature = "rayon")]
+#[test]
+fn rayon_workers_marked_at_start() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .start_handler(|_| contextvars::thread::mark_worker())
+        .build()
+        .unwrap();
+    pool.install(|| {
+        assert!(catch_unwind(|| REQUEST_ID.set(1)).is_err());
+        assert_eq!(REQUEST_ID.scope(2, || REQUEST_ID.get()), Some(2));
+        let sums: Vec<usize> = (0..100)
+            .map(|n| {
+                REQUEST_ID.scope(n, || contextvars::rayon::join(|| REQUEST_ID.get(), || REQUEST_ID.get()))
+            })
+            .map(|(a, b)| a.unwrap_or(0) + b.unwrap_or(0))
+            .collect();
+        assert_eq!(sums, (0..100).map(|n| 2 * n).collect::<Vec<_>>());
+    });
+}
+
+/// A hand-started smol executor thread: unwrapped tasks' sets panic, wrapped tasks work.
+#[test]
+fn a_hand_started_smol_thread() {
+    let ex = Arc::new(smol::Executor::new());
+    let worker = {
+        let ex = Arc::clone(&ex);
+        std::thread::spawn(move || {
+            contextvars::thread::mark_worker();
+            smol::block_on(ex.run(smol::Timer::after(std::time::Duration::from_millis(300))));
+        })
+    };
+    let naive = ex.spawn(async { catch_unwind(|| REQUEST_ID.set(1)).is_err() });
+    let wrapped = ex.spawn(
+        async {
+            REQUEST_ID.set(7);
+            yield_now().await;
+            REQUEST_ID.get()
+        }
+        .with_current_context(),
+    );
+    assert!(smol::block_on(naive));
+    assert_eq!(smol::block_on(wrapped), Some(7));
+    worker.join().unwrap();
+}
+
+/// With the `tokio` feature in debug builds: the naive axum handler (sets the request's ID,
+/// awaits, reads it back; no layer, no wrapper), 200 concurrent requests over real TCP. It
+/// fails loudly (panics in handlers, requests refused) and never answers with another
+/// request's ID. (A task that moves to another worker after its `set` reads nothing there: a
+/// lost value, which the check cannot see and this test does not count as foreign.) The same handler spawned through `with_var` answers every request right.
+#[cfg(all(feature = "tokio", debug_assertions))]
+mod naive_axum {
+    use axum::extract::Path;
+    use contextvars::FutureExt;
+
+    use super::REQUEST_ID;
+
+    pub(super) async fn naive(Path(n): Path<usize>) -> String {
+        let before = REQUEST_ID.get();
+        REQUEST_ID.set(n);
+        tokio::task::yield_now().await;
+        format!("{before:?} {:?}", REQUEST_ID.get())
+    }
+
+    pub(super) async fn corrected(Path(n): Path<usize>) -> String {
+        async move {
+            let before = REQUEST_ID.get();
+            tokio::task::yield_now().await;
+            format!("{before:?} {:?}", REQUEST_ID.get())
+        }
+        .with_var(&REQUEST_ID, n)
+        .await
+    }
+
+    /// Whether a body shows a request ID other than `n`.
+    pub(super) fn foreign(body: &str, n: usize) -> bool {
+        body.split(' ').any(|seen| seen.starts_with("Some(") && seen != format!("Some({n})"))
+    }
+
+    pub(super) fn expected(route: &str, n: usize) -> String {
+        match route {
+            "naive" => format!("None Some({n})"),
+            _ => format!("Some({n}) Some({n})"),
+        }
+    }
+
+    pub(super) async fn request(address: std::net::SocketAddr, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    }
+}
+
+#[cfg(all(feature = "tokio", debug_assertions))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_naive_axum_handler_fails_loudly_instead_of_mixing_ids() {
+    use axum::Router;
+    use axum::routing::get;
+
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.to_string().contains("is reading it") {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+        } else {
+            previous(info);
+        }
+    }));
+
+    for (route, expect_panics) in [("naive", true), ("corrected", false)] {
+        let app = Router::new()
+            .route("/naive/{n}", get(naive_axum::naive))
+            .route("/corrected/{n}", get(naive_axum::corrected));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (wrong, failed, right) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut clients = Vec::new();
+        for n in 0..200 {
+            let (wrong, failed, right) = (Arc::clone(&wrong), Arc::clone(&failed), Arc::clone(&right));
+            clients.push(tokio::spawn(async move {
+                match naive_axum::request(address, &format!("/{route}/{n}")).await {
+                    Some(body) if body == naive_axum::expected(route, n) => {
+                        right.fetch_add(1, Ordering::SeqCst)
+                    }
+                    Some(body) if naive_axum::foreign(&body, n) => wrong.fetch_add(1, Ordering::SeqCst),
+                    Some(_) | None => failed.fetch_add(1, Ordering::SeqCst),
+                };
+            }));
+        }
+        for client in clients {
+            client.await.unwrap();
+        }
+        server.abort();
+        let (wrong, failed, right) =
+            (wrong.load(Ordering::SeqCst), failed.load(Ordering::SeqCst), right.load(Ordering::SeqCst));
+        assert_eq!(wrong, 0, "{route}: answered with another request's ID");
+        if expect_panics {
+            assert!(failed > 0 && PANICS.load(Ordering::SeqCst) > 0, "{route}: {right} right, nothing loud");
+        } else {
+            assert_eq!((right, failed), (200, 0), "{route}");
+        }
+    }
+}
+
+/// A library-style `set`/`reset` pair with no await between, in many tokio tasks at once,
+/// while other tasks read: never trips the check.
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_set_reset_pair_in_a_task_never_trips_the_check() {
+    static LIBRARY: ContextVar<usize> = ContextVar::new("library");
+    let mut handles = Vec::new();
+    for n in 0..500 {
+        handles.push(tokio::spawn(async move {
+            let token = LIBRARY.set(n);
+            let seen = LIBRARY.get();
+            LIBRARY.reset(token).unwrap();
+            yield_now().await;
+            LIBRARY.scope(n, || LIBRARY.get()) == Some(n) && seen == Some(n) && LIBRARY.get().is_none()
+        }));
+    }
+    for handle in handles {
+        assert!(handle.await.unwrap());
+    }
+}
+
+#[test]
+fn worker_marks_are_per_thread() {
+    std::thread::spawn(contextvars::thread::mark_worker).join().unwrap();
+    assert!(!contextvars::thread::is_worker());
+}
