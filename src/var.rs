@@ -374,6 +374,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// context was set there by another tokio task (see `leak.rs`).
     #[inline]
     #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
+    #[allow(clippy::unused_self, reason = "uses the name where the check is compiled in")]
     fn check_read(&self, id: u64) {
         #[cfg(all(feature = "tokio", debug_assertions))]
         if !current::in_entered_context() {

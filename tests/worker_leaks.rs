@@ -7,7 +7,6 @@ mod support;
 
 use std::panic::catch_unwind;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use contextvars::{Context, ContextVar, FutureExt};
 use support::yield_now;
@@ -195,6 +194,8 @@ mod naive_axum {
 #[cfg(all(feature = "tokio", debug_assertions))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_naive_axum_handler_fails_loudly_instead_of_mixing_ids() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use axum::Router;
     use axum::routing::get;
 
