@@ -9,7 +9,8 @@
 //!
 //! For `par_iter` and other parallel iterators, wrap the closure with
 //! [`Context::wrap_fn`]: `items.par_iter().map(Context::current().wrap_fn(f))`. For a pool
-//! of your own, the one-line pattern: `pool.spawn(Context::current().wrap(job))`.
+//! of your own, the one-line pattern: `pool.spawn(Context::current().wrap(job))`, and
+//! `pool.install(Context::current().wrap(op))`.
 //!
 //! # Examples
 //!

@@ -173,3 +173,22 @@ fn a_panic_in_a_closure_restores_the_callers_and_the_workers_context() {
         assert!(workers_are_clean(&pool));
     });
 }
+
+/// The one-line pattern for a pool of one's own: `pool.spawn(Context::current().wrap(job))`
+/// and `pool.install(Context::current().wrap(op))`.
+#[test]
+fn a_pool_of_ones_own_takes_the_one_line_pattern() {
+    let pool = pool(2);
+    isolated(|| {
+        REQUEST.set(1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.spawn(Context::current().wrap(move || tx.send(REQUEST.get()).unwrap()));
+        let installed = pool.install(Context::current().wrap(|| {
+            STEP.set(2); // stays in the copy
+            REQUEST.get()
+        }));
+        assert_eq!((rx.recv().unwrap(), installed), (Some(1), Some(1)));
+        assert_eq!(STEP.get(), None);
+        assert!(workers_are_clean(&pool));
+    });
+}

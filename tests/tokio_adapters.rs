@@ -104,3 +104,20 @@ fn a_panicking_task_leaves_the_workers_clean() {
         assert_eq!((USER.get(), STEP.get()), (Some("alice"), None));
     });
 }
+
+/// The one-line pattern for tokio's other ways to spawn: a `JoinSet`, a runtime `Handle`.
+#[test]
+fn join_set_and_handle_spawns_take_the_one_line_pattern() {
+    let rt = runtime();
+    let handle = rt.handle().clone();
+    run(&rt, async move {
+        USER.set("alice");
+        let mut set = tokio::task::JoinSet::new();
+        set.spawn(async { USER.get() }.with_current_context());
+        let task = handle.spawn(async { USER.get() }.with_current_context());
+        let job = handle.spawn_blocking(Context::current().wrap(|| USER.get()));
+        USER.set("bob");
+        assert_eq!(set.join_next().await.unwrap().unwrap(), Some("alice"));
+        assert_eq!((task.await.unwrap(), job.await.unwrap()), (Some("alice"), Some("alice")));
+    });
+}
