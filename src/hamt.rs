@@ -17,7 +17,7 @@
 //! population count (which the default x86-64 target computes in software). Slots are kept
 //! dense in any order; removing one moves the last slot into its place.
 //!
-//! Nodes are reference-counted ([`Shared`]): a change walks down the key's path, changing each
+//! Nodes are reference-counted (`Shared`): a change walks down the key's path, changing each
 //! node in place when this map is its only owner and copying it first when it is shared, so a
 //! copy of the map is one increment and the first change after it copies one path. Values are
 //! cloned only when their node is copied (for a context's values that is a reference-count

@@ -15,7 +15,7 @@ static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
 /// A context variable: a key whose value depends on the context it is read in.
 ///
 /// Declare it once, usually in a `static`; each thread, each task wrapped in
-/// [`WithContext`](crate::WithContext) and each [`Context::run`] then sees its own value.
+/// [`WithContext`](crate::WithContext) and each [`Context::run`](crate::Context::run) then sees its own value.
 /// Values must be `Send + Sync` because contexts move between threads.
 ///
 /// # Examples
@@ -332,10 +332,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// worker threads too ([`thread::mark_worker`](crate::thread::mark_worker)): the value
     /// cannot outlive the call.
     ///
-    /// `f` runs synchronously: `VAR.scope(v, || async { .. })` only sets `VAR` while the
-    /// future is *created*, not while it runs. For a future, use
-    /// [`FutureExt::with_context`](crate::FutureExt::with_context) with
-    /// [`Context::with_value`](crate::Context::with_value).
+    /// Synchronous: the value holds while `f` runs. A future that `f` returns runs later,
+    /// after the value was restored, so `VAR.scope(5, || async { VAR.get() }).await` does not
+    /// see 5; use `async { .. }.with_var(&VAR, 5)` ([`FutureExt::with_var`](crate::FutureExt::with_var)).
     ///
     /// # Examples
     ///
