@@ -77,9 +77,7 @@ fn one_context_read_from_several_threads_at_once() {
             std::thread::spawn(move || {
                 let sum: usize = FILLER.iter().filter_map(|var| shared.get(var)).sum();
                 let mut own = (*shared).clone();
-                own.run(|| LIST.with(|list| list.map(Vec::len)))
-                    .zip(Some(sum))
-                    .map(|(len, sum)| len + sum)
+                own.run(|| LIST.with(|list| list.map(Vec::len))).zip(Some(sum)).map(|(len, sum)| len + sum)
             })
         })
         .collect();
