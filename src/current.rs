@@ -24,7 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Context;
-use crate::hamt::{self, IdMap};
+use crate::hamt::IdMap;
 use crate::raw::{self, Root, Value};
 
 /// `FLAGS`: the thread is an executor worker (`thread::mark_worker`).
@@ -64,8 +64,7 @@ thread_local! {
 /// is a `T`. `f` may run user code: the trie stays valid while it does.
 #[inline]
 pub(crate) fn lend<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
-    raw::peek_root(|root| {
-        let value = root.and_then(|root| hamt::get_in(root, id)).and_then(Value::downcast_ref::<T>);
+    raw::lend_value(id, |value| {
         let _reading = Reading::start();
         f(value)
     })

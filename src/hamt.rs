@@ -64,8 +64,9 @@ enum Slot<V> {
 
 impl<V: Clone> Clone for Node<V> {
     fn clone(&self) -> Self {
-        // Room for one more slot: a copy is usually made to insert into.
-        let mut slots = Vec::with_capacity(self.slots.len() + 1);
+        // Room for a few more slots: a copy is made to change, often to insert (a task's
+        // first sets after the snapshot it started from), and a reallocation costs more.
+        let mut slots = Vec::with_capacity((self.slots.len() + 4).min(WIDTH));
         slots.extend(self.slots.iter().cloned());
         Self { index: self.index, len: self.len, slots }
     }

@@ -218,6 +218,21 @@ impl Value {
         Some(unsafe { &mut (*self.0.cast::<Stored<T>>().as_ptr()).value })
     }
 
+    /// The value behind `header`, when it is a `T`.
+    ///
+    /// # Safety
+    ///
+    /// `header` is the pointer of a live `Value` whose value is not written for `'a`.
+    #[inline]
+    unsafe fn downcast_raw<'a, T: 'static>(header: *const Header) -> Option<&'a T> {
+        // SAFETY: the caller's contract: a live allocation from `Value::new`.
+        if unsafe { (*header).type_id } != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: a `Stored<T>` (its `type_id` says so), alive and unwritten for `'a`.
+        Some(unsafe { &(*header.cast::<Stored<T>>()).value })
+    }
+
     /// The value as `dyn Any`, for iteration.
     #[inline]
     pub(crate) fn as_any(&self) -> &(dyn Any + Send + Sync) {
@@ -259,6 +274,51 @@ thread_local! {
     /// for the empty context). No destructor and `const`: reaching it is a plain thread-local
     /// load. The thread's own context is released at thread exit by a guard in `current.rs`.
     static ROOT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+    /// Bumped by every change of what `ROOT` holds ([`exchange_root`], [`update_root`]): the
+    /// only two ways to change it. The read cache trusts entries of the current version.
+    static VERSION: Cell<u64> = const { Cell::new(1) };
+    /// Recent reads of the current context: variable id -> its value (null when not set),
+    /// valid while `VERSION` is the one recorded. Direct-mapped by the low bits of the id.
+    static CACHE: [Cell<CacheEntry>; CACHE_SLOTS] =
+        const { [const { Cell::new(CacheEntry { id: 0, version: 0, value: std::ptr::null() }) }; CACHE_SLOTS] };
+}
+
+/// Entries in the read cache.
+const CACHE_SLOTS: usize = 32;
+
+/// One read cache entry: `value` is what the trie of `VERSION == version` holds under `id`.
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    id: u64,
+    version: u64,
+    value: *const Header,
+}
+
+/// The value under the variable id `id` in the current context, if it is a `T`: from the read
+/// cache when the context is unchanged since the last read of `id`, else from the trie (and
+/// then cached). `f` gets it; the caller keeps the trie unchanged while `f` runs user code, as
+/// for [`peek_root`].
+#[inline]
+pub(crate) fn lend_value<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
+    let slot = (id as usize) % CACHE_SLOTS;
+    let entry = CACHE.with(|cache| cache[slot].get());
+    if entry.id == id && entry.version == VERSION.get() {
+        if entry.value.is_null() {
+            return f(None);
+        }
+        // SAFETY: the entry was recorded (below) from a `Value` in the trie `ROOT` held at
+        // `version`, and `VERSION` still equals it, so `ROOT` has not changed since: the trie,
+        // and with it that value's handle, is alive and unchanged (values are written only
+        // through `update_root`, which bumps `VERSION`). The caller keeps it so while `f`
+        // runs (see `peek_root`). `downcast_raw` checks the type.
+        return f(unsafe { Value::downcast_raw::<T>(entry.value) });
+    }
+    peek_root(|root| {
+        let value = root.and_then(|root| crate::hamt::get_in(root, id));
+        let raw = value.map_or(std::ptr::null(), |value| value.0.as_ptr().cast_const());
+        CACHE.with(|cache| cache[slot].set(CacheEntry { id, version: VERSION.get(), value: raw }));
+        f(value.and_then(Value::downcast_ref::<T>))
+    })
 }
 
 /// Exchanges the current context's trie with `root`; ownership moves both ways.
@@ -266,6 +326,7 @@ thread_local! {
 pub(crate) fn exchange_root(root: &mut Option<Root>) {
     let incoming = root.take().map_or(std::ptr::null(), Root::into_raw);
     let outgoing = ROOT.replace(incoming);
+    VERSION.set(VERSION.get() + 1);
     if !outgoing.is_null() {
         // SAFETY: every pointer stored in `ROOT` comes from `Root::into_raw` (here and in
         // `update_root`), and leaves it once: here, or in `update_root`, which writes back.
@@ -310,6 +371,7 @@ pub(crate) fn update_root<R>(f: impl FnOnce(&mut Option<Root>) -> R) -> R {
         #[inline]
         fn drop(&mut self) {
             ROOT.set(self.0.take().map_or(std::ptr::null(), Root::into_raw));
+            VERSION.set(VERSION.get() + 1);
         }
     }
 
