@@ -27,9 +27,9 @@ fn traceparent(c: &mut Criterion) {
 fn other_headers(c: &mut Criterion) {
     let mut group = c.benchmark_group("headers");
     group.bench_function("tracestate/parse 3 members", |b| {
-        b.iter(|| TraceState::parse_headers([black_box(TRACESTATE)]));
+        b.iter(|| TraceState::extract([black_box(TRACESTATE)]));
     });
-    let state = TraceState::parse_headers([TRACESTATE]);
+    let state = TraceState::extract([TRACESTATE]);
     group.bench_function("tracestate/format 3 members", |b| b.iter(|| black_box(&state).to_string()));
     group.bench_function("x-trace-id/check 36 bytes", |b| {
         b.iter(|| parse_trace_id_header(black_box(b"7c9e6679-7425-40de-944b-e07fc1f90ae7")));

@@ -70,12 +70,12 @@ proptest! {
     #[test]
     fn tracestate_round_trips(members in proptest::collection::btree_map(key(), value(), 0..=32)) {
         let header = members.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ,\t");
-        let state = TraceState::parse_headers([header.as_bytes()]);
+        let state = TraceState::extract([header.as_bytes()]);
         prop_assert_eq!(state.len(), members.len());
         for (k, v) in &members {
             prop_assert_eq!(state.get(k), Some(v.as_str()));
         }
-        let again = TraceState::parse_headers([state.to_string().as_bytes()]);
+        let again = TraceState::extract([state.to_string().as_bytes()]);
         prop_assert_eq!(again, state);
     }
 
@@ -94,13 +94,13 @@ proptest! {
             prop_assert!(parent.is_valid());
             prop_assert_eq!(TraceParent::parse(parent.to_string().as_bytes()), Ok(parent));
         }
-        let _ = TraceParent::parse_all([&a[..], &b[..]]);
+        let _ = TraceParent::extract([&a[..], &b[..]]);
 
-        let state = TraceState::parse_headers([&a[..], &b[..], &c[..]]);
+        let state = TraceState::extract([&a[..], &b[..], &c[..]]);
         prop_assert!(state.len() <= 32);
         let text = state.to_string();
         prop_assert!(is_printable(&text), "{:?}", text);
-        prop_assert_eq!(TraceState::parse_headers([text.as_bytes()]), state);
+        prop_assert_eq!(TraceState::extract([text.as_bytes()]), state);
 
         if let Ok(id) = check_trace_id_header(&a) {
             prop_assert!(!id.is_empty() && id.len() <= 128);

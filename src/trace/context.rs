@@ -163,7 +163,7 @@ impl TraceContext {
     /// are skipped. Never fails: unusable headers are ignored.
     ///
     /// - `X-Trace-ID` is used when exactly one is present and it is valid.
-    /// - `traceparent` is parsed strictly (W3C Trace Context, level 1); more than one
+    /// - `traceparent` is parsed strictly (W3C Trace Context); more than one
     ///   `traceparent` header, or an invalid one, restarts the trace with a new trace-id.
     /// - `tracestate` headers are combined in order, and kept only when the `traceparent`
     ///   was valid, as the W3C processing model requires.
@@ -213,9 +213,9 @@ impl TraceContext {
             (Some(one), None) => parse_trace_id_header(one),
             _ => None,
         };
-        if let Ok(traceparent) = TraceParent::parse_all(traceparents) {
+        if let Ok(traceparent) = TraceParent::extract(traceparents) {
             // `tracestate` is only looked at when the `traceparent` is valid.
-            let tracestate = TraceState::parse_headers(tracestates);
+            let tracestate = TraceState::extract(tracestates);
             Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
         } else {
             // A new trace (none, several or an invalid `traceparent`): reuse a pinned ID as
