@@ -378,4 +378,19 @@ mod in_process {
             assert!(echoed.len() == 32 && echoed != "set-by-handler", "{echoed}");
         });
     }
+
+    #[test]
+    fn a_forged_no_trace_id_is_refused_and_not_echoed() {
+        let mut service = TraceLayer::new().layer(tower::service_fn(|_: Request<()>| {
+            let seen = contextvars::trace::CurrentTraceId.to_string();
+            ready(Ok::<_, Infallible>(Response::new(seen)))
+        }));
+        futures::executor::block_on(async {
+            let request = Request::get("/").header("x-trace-id", "no-trace").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            let echoed = response.headers()["x-trace-id"].to_str().unwrap().to_string();
+            assert!(is_generated(&echoed), "{echoed}");
+            assert_eq!(response.into_body(), echoed, "the handler's lines carry the generated ID");
+        });
+    }
 }

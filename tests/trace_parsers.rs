@@ -175,3 +175,18 @@ fn generated_ids_are_uuid_v4_as_32_lowercase_hex_digits() {
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len());
 }
+
+#[test]
+fn the_no_trace_sentinel_cannot_be_pinned() {
+    use contextvars::trace::{CurrentTraceId, IdSource, NO_TRACE, parse_trace_id_header};
+    for forged in [NO_TRACE, "NO-TRACE", "No-Trace"] {
+        assert_eq!(parse_trace_id_header(forged.as_bytes()), None, "{forged}");
+        let trace = TraceContext::from_header_values([("x-trace-id", forged.as_bytes())]);
+        assert_eq!(trace.source(), IdSource::Generated, "{forged}");
+        assert_ne!(trace.trace_id().as_str().to_ascii_lowercase(), NO_TRACE);
+        // The request's lines are not mistaken for lines outside any request.
+        assert_ne!(trace.scope(|| CurrentTraceId.to_string()), NO_TRACE);
+    }
+    // Only the exact sentinel is refused.
+    assert_eq!(parse_trace_id_header(b"no-trace-1"), Some("no-trace-1"));
+}

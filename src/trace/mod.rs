@@ -5,8 +5,9 @@
 //! without the `http` crate) picks the request's correlation ID, in this order:
 //!
 //! 1. an `X-Trace-ID` header, which lets a proxy or a test pin the value: used as it is when
-//!    it is 1 to 128 bytes of visible ASCII without spaces, ignored otherwise (a CR, LF or any
-//!    control byte could forge log lines);
+//!    it is 1 to 128 bytes of visible ASCII without spaces and not [`NO_TRACE`], ignored
+//!    otherwise (a CR, LF or any control byte could forge log lines, `no-trace` would hide
+//!    the request's lines among those outside any request);
 //! 2. else the trace-id of a valid W3C `traceparent` header;
 //! 3. else a new random UUID v4, as 32 lowercase hex digits (so also a valid W3C trace-id).
 //!
