@@ -93,7 +93,7 @@ async fn inventory(request: Request<Incoming>) -> Result<Response<Body>, Infalli
     let number = request.uri().path().trim_start_matches("/stock/").to_string();
     log::info!("req={number} inventory: looking up stock");
     let trace = TraceContext::current().expect("TraceLayer sets the trace");
-    let body = format!("{} {}", trace.trace_id(), trace.w3c_trace_id());
+    let body = format!("{} {}", trace.correlation_id(), trace.trace_id());
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 

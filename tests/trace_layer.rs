@@ -164,9 +164,12 @@ mod on_smol {
             .unwrap();
         TraceContext::current().unwrap().inject(call.headers_mut());
         let answer = sender.send_request(call).await.unwrap();
-        assert_eq!(answer.headers()["x-trace-id"], TraceContext::current().unwrap().trace_id().as_str());
+        assert_eq!(
+            answer.headers()["x-trace-id"],
+            TraceContext::current().unwrap().correlation_id().as_str()
+        );
 
-        let id = TraceContext::current().unwrap().trace_id().to_string();
+        let id = TraceContext::current().unwrap().correlation_id().to_string();
         Ok(Response::new(Full::new(Bytes::from(id))))
     }
 
@@ -297,7 +300,7 @@ mod on_tokio {
                         )
                         .await
                         .unwrap();
-                        TraceContext::current().unwrap().trace_id().to_string()
+                        TraceContext::current().unwrap().correlation_id().to_string()
                     }
                 }),
             )
@@ -347,7 +350,7 @@ mod in_process {
     #[test]
     fn errors_pass_through_and_nothing_leaks_to_the_caller() {
         let mut service = TraceLayer::new().layer(tower::service_fn(|_: Request<()>| {
-            let seen = TraceContext::current().map(|t| t.trace_id().to_string());
+            let seen = TraceContext::current().map(|t| t.correlation_id().to_string());
             ready(Err::<Response<()>, _>(seen))
         }));
         futures::executor::block_on(async {

@@ -59,8 +59,8 @@ fn env_logger_format_reads_the_id_at_each_record() {
         buffer.lines(),
         [
             format!("trace_id={NO_TRACE} starting"),
-            format!("trace_id={} handling", first.trace_id()),
-            format!("trace_id={} handling", second.trace_id()),
+            format!("trace_id={} handling", first.correlation_id()),
+            format!("trace_id={} handling", second.correlation_id()),
             format!("trace_id={NO_TRACE} idle"),
         ]
     );
@@ -168,8 +168,8 @@ fn capture_catches_a_request_logging_two_ids() {
         error,
         CaptureError::MixedIds {
             message: "req=b done".into(),
-            first: first.trace_id().to_string(),
-            second: second.trace_id().to_string(),
+            first: first.correlation_id().to_string(),
+            second: second.correlation_id().to_string(),
         }
     );
     assert!(error.to_string().starts_with("request logged with trace id "));

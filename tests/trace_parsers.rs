@@ -113,14 +113,14 @@ proptest! {
             ("tracestate", &c[..]),
             ("tracestate", &a[..]),
         ]);
-        let id = trace.trace_id().as_str();
+        let id = trace.correlation_id().as_str();
         prop_assert!(!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
         for (name, value) in trace.outgoing_headers() {
             prop_assert!(is_printable(&value), "{}: {:?}", name, value);
         }
         let next = TraceContext::from_header_values(trace.outgoing_headers().iter().map(|(n, v)| (*n, v.as_bytes())));
+        prop_assert_eq!(next.correlation_id(), trace.correlation_id());
         prop_assert_eq!(next.trace_id(), trace.trace_id());
-        prop_assert_eq!(next.w3c_trace_id(), trace.w3c_trace_id());
         prop_assert_eq!(next.tracestate(), trace.tracestate());
     }
 }
@@ -130,12 +130,12 @@ fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
     use contextvars::trace::IdSource;
     let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
     let both = TraceContext::from_header_values([("X-Trace-ID", &b"pinned"[..]), ("traceparent", tp)]);
-    assert_eq!((both.trace_id().as_str(), both.source()), ("pinned", IdSource::Header));
-    assert_eq!(both.w3c_trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!((both.correlation_id().as_str(), both.source()), ("pinned", IdSource::Header));
+    assert_eq!(both.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 
     let bad_pin = TraceContext::from_header_values([("x-trace-id", &b"a\nb"[..]), ("traceparent", tp)]);
     assert_eq!(
-        (bad_pin.trace_id().as_str(), bad_pin.source()),
+        (bad_pin.correlation_id().as_str(), bad_pin.source()),
         ("4bf92f3577b34da6a3ce929d0e0e4736", IdSource::TraceParent)
     );
 
@@ -148,14 +148,14 @@ fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
         ("tracestate", &b"a=1"[..]),
     ]);
     assert_eq!(two_parents.source(), IdSource::Generated);
-    assert_ne!(two_parents.w3c_trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(two_parents.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(two_parents.tracestate().is_empty(), "tracestate is not parsed without a valid traceparent");
     assert!(two_parents.incoming_traceparent().is_none());
 
     // A pinned ID that is a valid trace-id also becomes the trace-id of the new trace.
     let hex_pin =
         TraceContext::from_header_values([("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
-    assert_eq!(hex_pin.w3c_trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(hex_pin.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
 
     let outgoing = both.outgoing_traceparent();
     assert_eq!(outgoing.version, 0);
@@ -165,7 +165,7 @@ fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
 
 #[test]
 fn generated_ids_are_uuid_v4_as_32_lowercase_hex_digits() {
-    let ids: Vec<String> = (0..100).map(|_| TraceContext::new_root().trace_id().to_string()).collect();
+    let ids: Vec<String> = (0..100).map(|_| TraceContext::new_root().correlation_id().to_string()).collect();
     for id in &ids {
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{id}");
@@ -183,10 +183,45 @@ fn the_no_trace_sentinel_cannot_be_pinned() {
         assert_eq!(parse_trace_id_header(forged.as_bytes()), None, "{forged}");
         let trace = TraceContext::from_header_values([("x-trace-id", forged.as_bytes())]);
         assert_eq!(trace.source(), IdSource::Generated, "{forged}");
-        assert_ne!(trace.trace_id().as_str().to_ascii_lowercase(), NO_TRACE);
+        assert_ne!(trace.correlation_id().as_str().to_ascii_lowercase(), NO_TRACE);
         // The request's lines are not mistaken for lines outside any request.
         assert_ne!(trace.scope(|| CurrentTraceId.to_string()), NO_TRACE);
     }
     // Only the exact sentinel is refused.
     assert_eq!(parse_trace_id_header(b"no-trace-1"), Some("no-trace-1"));
+}
+
+#[test]
+fn logs_and_propagation_follow_one_precedence_across_two_hops() {
+    use contextvars::trace::IdSource;
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const HEX: &str = "0af7651916cd43dd8448eb211c80319c";
+    // (headers, correlation ID in logs, W3C trace-id sent on; None = generated)
+    let cases: [(&[(&str, &str)], Option<&str>, Option<&str>); 5] = [
+        (&[("x-trace-id", "pinned-123")], Some("pinned-123"), None),
+        (&[("x-trace-id", "pinned-123"), ("traceparent", TP)], Some("pinned-123"), Some(&TP[3..35])),
+        (&[("x-trace-id", HEX)], Some(HEX), Some(HEX)),
+        (&[("x-trace-id", HEX), ("traceparent", TP)], Some(HEX), Some(&TP[3..35])),
+        (&[("traceparent", TP)], Some(&TP[3..35]), Some(&TP[3..35])),
+    ];
+    for (headers, logged, sent) in cases {
+        let first = TraceContext::from_header_values(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+        assert_eq!(Some(first.correlation_id().as_str()), logged, "{headers:?}");
+        let trace_id = first.trace_id().to_string();
+        match sent {
+            Some(sent) => assert_eq!(trace_id, sent, "{headers:?}"),
+            None => assert!(trace_id != HEX && trace_id != &TP[3..35] && trace_id.len() == 32),
+        }
+        assert_eq!(first.ids_differ(), logged != Some(trace_id.as_str()), "{headers:?}");
+        // The next service logs the same ID and continues the same trace.
+        let outgoing = first.outgoing_headers();
+        let second = TraceContext::from_header_values(outgoing.iter().map(|(n, v)| (*n, v.as_bytes())));
+        assert_eq!(second.correlation_id(), first.correlation_id());
+        assert_eq!(second.trace_id(), first.trace_id());
+        assert_eq!(second.ids_differ(), first.ids_differ());
+    }
+    let generated = TraceContext::from_header_values(Vec::<(&str, &[u8])>::new());
+    assert_eq!(generated.source(), IdSource::Generated);
+    assert!(!generated.ids_differ());
+    assert_eq!(generated.correlation_id().as_str(), generated.trace_id().to_string());
 }

@@ -56,12 +56,12 @@ pub enum IdSource {
 /// use contextvars::trace::{IdSource, TraceContext};
 ///
 /// let pinned = TraceContext::from_header_values([("x-trace-id", &b"checkout-42"[..])]);
-/// assert_eq!(pinned.trace_id().as_str(), "checkout-42");
+/// assert_eq!(pinned.correlation_id().as_str(), "checkout-42");
 /// assert_eq!(pinned.source(), IdSource::Header);
 ///
 /// let garbage = TraceContext::from_header_values([("x-trace-id", &b"evil\r\nforged line"[..])]);
 /// assert_eq!(garbage.source(), IdSource::Generated);
-/// assert_eq!(garbage.trace_id().as_str().len(), 32);
+/// assert_eq!(garbage.correlation_id().as_str().len(), 32);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct TraceContext {
@@ -88,7 +88,7 @@ struct Inner {
 /// use contextvars::trace::TraceContext;
 ///
 /// let trace = TraceContext::new_root();
-/// let id = trace.trace_id();
+/// let id = trace.correlation_id();
 /// assert_eq!(id.to_string(), id.as_str());
 /// assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
 /// ```
@@ -132,9 +132,9 @@ impl TraceContext {
     ///
     /// let a = TraceContext::new_root();
     /// let b = TraceContext::new_root();
-    /// assert_ne!(a.trace_id(), b.trace_id());
+    /// assert_ne!(a.correlation_id(), b.correlation_id());
     /// assert_eq!(a.source(), IdSource::Generated);
-    /// assert_eq!(a.trace_id().as_str(), a.w3c_trace_id().to_string());
+    /// assert_eq!(a.correlation_id().as_str(), a.trace_id().to_string());
     /// ```
     #[must_use]
     pub fn new_root() -> Self {
@@ -245,23 +245,77 @@ impl TraceContext {
         Self { inner: Arc::new(inner) }
     }
 
-    /// The correlation ID that log lines show.
+    /// The correlation ID that log lines show ([`CurrentTraceId`](super::CurrentTraceId)),
+    /// the response echoes and the next service receives in `X-Trace-ID`: a valid
+    /// `X-Trace-ID`, else the trace-id of a valid `traceparent`, else a generated one.
+    ///
+    /// It equals [`trace_id`](Self::trace_id) except when an `X-Trace-ID` pinned a value that
+    /// is not the W3C trace-id: see [`ids_differ`](Self::ids_differ).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let trace = TraceContext::from_header_values([("x-trace-id", &b"pinned-123"[..])]);
+    /// assert_eq!(trace.correlation_id().as_str(), "pinned-123");
+    /// ```
     #[must_use]
-    pub fn trace_id(&self) -> &CorrelationId {
+    pub fn correlation_id(&self) -> &CorrelationId {
         &self.inner.id
     }
 
-    /// Where [`trace_id`](Self::trace_id) came from.
+    /// Where [`correlation_id`](Self::correlation_id) came from.
     #[must_use]
     pub fn source(&self) -> IdSource {
         self.inner.source
     }
 
-    /// The W3C trace-id sent downstream. Equal to the correlation ID unless an `X-Trace-ID`
-    /// header pinned something else.
+    /// The W3C trace-id: what the outgoing `traceparent` carries and what a tracing backend
+    /// (OpenTelemetry, Jaeger, Zipkin) shows for this request.
+    ///
+    /// It continues a valid incoming `traceparent` (same trace-id, a new parent-id per
+    /// outgoing call). Without one, it is the pinned `X-Trace-ID` when that is itself a
+    /// valid trace-id (32 lowercase hex digits, not all zeros), else a generated one, which
+    /// the correlation ID then shares unless something else was pinned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
+    /// // logs keep the pinned ID, the backend sees the trace continued
+    /// let both = TraceContext::from_header_values([("x-trace-id", &b"pinned-123"[..]), ("traceparent", tp)]);
+    /// assert_eq!(both.correlation_id().as_str(), "pinned-123");
+    /// assert_eq!(both.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ///
+    /// // a pinned ID that is a valid trace-id is used for both
+    /// let hex = TraceContext::from_header_values([("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
+    /// assert_eq!(hex.trace_id().to_string(), hex.correlation_id().as_str());
+    /// ```
     #[must_use]
-    pub fn w3c_trace_id(&self) -> TraceId {
+    pub fn trace_id(&self) -> TraceId {
         self.inner.traceparent.trace_id
+    }
+
+    /// Whether the correlation ID in logs differs from the W3C trace-id a tracing backend
+    /// shows: only when an `X-Trace-ID` pinned a value that is not this trace-id. Log both
+    /// then (for example once per request, at its start) to join the two.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// assert!(!TraceContext::new_root().ids_differ());
+    /// assert!(TraceContext::from_header_values([("x-trace-id", &b"job-7"[..])]).ids_differ());
+    /// ```
+    #[must_use]
+    pub fn ids_differ(&self) -> bool {
+        let mut hex = [0; 32];
+        self.inner.traceparent.trace_id.write_hex(&mut hex);
+        self.inner.id.as_str().as_bytes() != hex
     }
 
     /// The incoming `traceparent`, if the request had a valid one.
@@ -309,7 +363,7 @@ impl TraceContext {
     ///
     /// let trace = TraceContext::new_root();
     /// let (a, b) = (trace.outgoing_traceparent(), trace.outgoing_traceparent());
-    /// assert_eq!((a.trace_id, b.trace_id), (trace.w3c_trace_id(), trace.w3c_trace_id()));
+    /// assert_eq!((a.trace_id, b.trace_id), (trace.trace_id(), trace.trace_id()));
     /// assert_ne!(a.parent_id, b.parent_id);
     /// ```
     #[must_use]
@@ -332,8 +386,8 @@ impl TraceContext {
     ///
     /// // the next service picks the same correlation ID
     /// let next = TraceContext::from_header_values(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    /// assert_eq!(next.correlation_id(), trace.correlation_id());
     /// assert_eq!(next.trace_id(), trace.trace_id());
-    /// assert_eq!(next.w3c_trace_id(), trace.w3c_trace_id());
     /// ```
     #[must_use]
     pub fn outgoing_headers(&self) -> Vec<(&'static str, String)> {
@@ -357,7 +411,7 @@ impl TraceContext {
     /// // A queue consumer: each message is its own unit of work, with its own ID.
     /// for message in ["a", "b"] {
     ///     TraceContext::new_root().scope(|| {
-    ///         let id = TraceContext::current().unwrap().trace_id().to_string();
+    ///         let id = TraceContext::current().unwrap().correlation_id().to_string();
     ///         assert_eq!(CurrentTraceId.to_string(), id, "handling {message}");
     ///     });
     /// }

@@ -23,7 +23,7 @@ impl TraceContext {
     /// let mut headers = HeaderMap::new();
     /// headers.insert("x-trace-id", "checkout-42".parse().unwrap());
     /// let trace = TraceContext::extract(&headers);
-    /// assert_eq!((trace.trace_id().as_str(), trace.source()), ("checkout-42", IdSource::Header));
+    /// assert_eq!((trace.correlation_id().as_str(), trace.source()), ("checkout-42", IdSource::Header));
     /// ```
     #[must_use]
     pub fn extract(headers: &HeaderMap) -> Self {
@@ -44,8 +44,8 @@ impl TraceContext {
     /// let trace = TraceContext::new_root();
     /// let mut outgoing = HeaderMap::new();
     /// trace.inject(&mut outgoing);
-    /// assert_eq!(outgoing["x-trace-id"], trace.trace_id().as_str());
-    /// assert_eq!(TraceContext::extract(&outgoing).w3c_trace_id(), trace.w3c_trace_id());
+    /// assert_eq!(outgoing["x-trace-id"], trace.correlation_id().as_str());
+    /// assert_eq!(TraceContext::extract(&outgoing).trace_id(), trace.trace_id());
     /// ```
     pub fn inject(&self, headers: &mut HeaderMap) {
         headers.remove(&TRACESTATE_NAME);

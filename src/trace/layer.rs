@@ -27,7 +27,7 @@ use crate::{Context, FutureExt};
 ///
 /// # futures::executor::block_on(async {
 /// let handler = service_fn(|_req: Request<()>| async {
-///     let id = TraceContext::current().unwrap().trace_id().to_string();
+///     let id = TraceContext::current().unwrap().correlation_id().to_string();
 ///     Ok::<_, std::convert::Infallible>(Response::new(id))
 /// });
 /// let mut service = TraceLayer::new().layer(handler);
@@ -109,7 +109,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let trace = TraceContext::extract(request.headers());
-        let echo = http::HeaderValue::from_str(trace.trace_id().as_str()).ok();
+        let echo = http::HeaderValue::from_str(trace.correlation_id().as_str()).ok();
         let mut context = Context::current().with_value(&TRACE_CONTEXT, trace);
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));

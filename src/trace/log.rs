@@ -223,7 +223,7 @@ impl Log for LogCapture {
     }
 
     fn log(&self, record: &Record<'_>) {
-        let trace_id = TRACE_CONTEXT.with(|trace| trace.map(|t| t.trace_id().to_string()));
+        let trace_id = TRACE_CONTEXT.with(|trace| trace.map(|t| t.correlation_id().to_string()));
         let captured = CapturedRecord {
             level: record.level(),
             target: record.target().to_owned(),

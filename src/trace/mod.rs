@@ -35,7 +35,7 @@
 //!
 //! let incoming = [("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..])];
 //! let trace = TraceContext::from_header_values(incoming);
-//! assert_eq!(trace.trace_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! assert_eq!(trace.correlation_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
 //!
 //! trace.scope(|| {
 //!     // what a log formatter prints, without anyone passing the ID along

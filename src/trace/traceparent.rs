@@ -74,7 +74,7 @@ macro_rules! id_impls {
                 if value == 0 { Err(ParseIdError::AllZero) } else { Ok(Self(value.to_be_bytes())) }
             }
 
-            fn write_hex(self, out: &mut [u8]) {
+            pub(super) fn write_hex(self, out: &mut [u8]) {
                 for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
                     pair[0] = HEX[usize::from(byte >> 4)];
                     pair[1] = HEX[usize::from(byte & 0xf)];
