@@ -29,6 +29,20 @@ fn other_headers(c: &mut Criterion) {
     group.bench_function("tracestate/parse 3 members", |b| {
         b.iter(|| TraceState::extract([black_box(TRACESTATE)]));
     });
+    let full: String =
+        (0..32).map(|i| format!("vendor{i:02}=opaque-value-{i:02}")).collect::<Vec<_>>().join(",");
+    group.bench_function("tracestate/parse 32 members", |b| {
+        b.iter(|| TraceState::extract([black_box(full.as_bytes())]));
+    });
+    // What a client can make the parser do: refused at the 33rd member, or by the length.
+    let many: String = (0..10_000).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+    group.bench_function("tracestate/refuse 10k members (~100 KB)", |b| {
+        b.iter(|| TraceState::extract([black_box(many.as_bytes())]));
+    });
+    let huge = "a=1,".repeat(1 << 18);
+    group.bench_function("tracestate/refuse 1 MB", |b| {
+        b.iter(|| TraceState::extract([black_box(huge.as_bytes())]))
+    });
     let state = TraceState::extract([TRACESTATE]);
     group.bench_function("tracestate/format 3 members", |b| b.iter(|| black_box(&state).to_string()));
     group.bench_function("x-trace-id/check 36 bytes", |b| {

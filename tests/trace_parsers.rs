@@ -225,3 +225,40 @@ fn logs_and_propagation_follow_one_precedence_across_two_hops() {
     assert!(!generated.ids_differ());
     assert_eq!(generated.correlation_id().as_str(), generated.trace_id().to_string());
 }
+
+#[test]
+fn tracestate_parse_work_is_bounded() {
+    use contextvars::trace::{MAX_TRACESTATE_LEN, TraceStateError};
+    use std::cell::Cell;
+
+    // Parsing stops at the 33rd member: a bad member after it is never looked at, and no
+    // further header value is read.
+    let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    let first = format!("{},BAD KEY=1", members.join(","));
+    let pulled = Cell::new(0);
+    let values = [first.as_bytes(), b"@also=bad"].into_iter().inspect(|_| pulled.set(pulled.get() + 1));
+    assert_eq!(TraceState::try_extract(values), Err(TraceStateError::TooManyMembers));
+    assert_eq!(pulled.get(), 1, "no header value is read after the member limit");
+
+    // Past the size limit, nothing more is read: a 1 MB value is refused by its length,
+    // before its first (invalid) member is looked at.
+    let huge = format!("@bad=1,{}", "a".repeat(1 << 20));
+    assert_eq!(TraceState::try_extract([huge.as_bytes()]), Err(TraceStateError::TooLong));
+    // The limit is on all values together: the second pushes past it, unread.
+    let half = format!("{}a=1", " ".repeat(MAX_TRACESTATE_LEN / 2));
+    let pulled = Cell::new(0);
+    let values = [half.as_bytes(), half.as_bytes(), b"@bad", b"x=1"]
+        .into_iter()
+        .inspect(|_| pulled.set(pulled.get() + 1));
+    assert_eq!(TraceState::try_extract(values), Err(TraceStateError::TooLong));
+    assert_eq!(pulled.get(), 2);
+    // Up to the limit, everything is read.
+    let fits = format!("{}a=1", " ".repeat(MAX_TRACESTATE_LEN - 3));
+    assert_eq!(TraceState::extract([fits.as_bytes()]).get("a"), Some("1"));
+    // The longest valid list fits: 32 members of a 256-character key and value.
+    let longest: Vec<String> =
+        (0..32).map(|i| format!("{}{:04}={}", "k".repeat(252), i, "v".repeat(256))).collect();
+    let longest = longest.join(",");
+    assert_eq!(longest.len(), 16_447);
+    assert_eq!(TraceState::extract([longest.as_bytes()]).len(), 32);
+}
