@@ -91,14 +91,14 @@ fn context(c: &mut Criterion) {
     group.finish();
 }
 
-/// What `TraceService::call` adds to a request, against the same service called bare: the
+/// What `TraceContextService::call` adds to a request, against the same service called bare: the
 /// service answers at once, so the difference is the layer's own cost per request.
 #[cfg(feature = "tower")]
 fn layer(c: &mut Criterion) {
     use std::convert::Infallible;
     use std::future::{Ready, ready};
 
-    use contextvars::trace::TraceLayer;
+    use contextvars::trace::TraceContextLayer;
     use http::{Request, Response};
     use tower::{Layer, Service};
 
@@ -121,15 +121,15 @@ fn layer(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         );
     });
-    let mut traced = TraceLayer::new().layer(tower::service_fn(handler));
-    group.bench_function("call/with TraceLayer (traceparent)", |b| {
+    let mut traced = TraceContextLayer::new().layer(tower::service_fn(handler));
+    group.bench_function("call/with TraceContextLayer (traceparent)", |b| {
         b.iter_batched(
             request,
             |r| futures::executor::block_on(traced.call(r)),
             criterion::BatchSize::SmallInput,
         );
     });
-    group.bench_function("call/with TraceLayer (no headers)", |b| {
+    group.bench_function("call/with TraceContextLayer (no headers)", |b| {
         let empty = || Request::get("/").body(()).expect("request");
         b.iter_batched(
             empty,

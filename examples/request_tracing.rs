@@ -1,7 +1,7 @@
 //! Request tracing end to end: a hyper server on smol (no Tokio), a few hundred concurrent
 //! keep-alive requests with and without trace headers, and every log line checked.
 //!
-//! Each request goes through `TraceLayer`, which picks its trace ID (`X-Trace-ID`, else the
+//! Each request goes through `TraceContextLayer`, which picks its trace ID (`X-Trace-ID`, else the
 //! W3C `traceparent`, else a new UUID). The handler awaits, spawns a subtask, runs blocking
 //! work on smol's thread pool through `Context::wrap`, and calls a second local service with
 //! the propagated headers; every log line, in both services, shows the ID through the `log`
@@ -20,7 +20,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use contextvars::trace::{CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceLayer};
+use contextvars::trace::{CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceContextLayer};
 use contextvars::{Context, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -92,7 +92,7 @@ type Body = Full<Bytes>;
 async fn inventory(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let number = request.uri().path().trim_start_matches("/stock/").to_string();
     log::info!("req={number} inventory: looking up stock");
-    let trace = TraceContext::current().expect("TraceLayer sets the trace");
+    let trace = TraceContext::current().expect("TraceContextLayer sets the trace");
     let body = format!("{} {}", trace.correlation_id(), trace.trace_id());
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
@@ -151,12 +151,13 @@ async fn checkout_thread_local(request: Request<Incoming>) -> Result<Response<Bo
 }
 
 /// Accepts connections forever, serving each with `make_service`'s service.
-async fn serve<S>(listener: TcpListener, make_service: impl Fn() -> S + Send + 'static)
+async fn serve<S, B>(listener: TcpListener, make_service: impl Fn() -> S + Send + 'static)
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Send
         + 'static,
     S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
 {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
@@ -294,14 +295,14 @@ async fn run() -> usize {
     let (inventory_listener, inventory_address) = listener();
     EXECUTOR
         .spawn(serve(inventory_listener, || {
-            TowerToHyperService::new(TraceLayer::new().layer(tower::service_fn(inventory)))
+            TowerToHyperService::new(TraceContextLayer::new().layer(tower::service_fn(inventory)))
         }))
         .detach();
     let (front_listener, front_address) = listener();
     EXECUTOR
         .spawn(serve(front_listener, move || {
             let handler = tower::service_fn(move |request| checkout(request, inventory_address));
-            TowerToHyperService::new(TraceLayer::new().layer(handler))
+            TowerToHyperService::new(TraceContextLayer::new().layer(handler))
         }))
         .detach();
 
@@ -374,7 +375,7 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
     check(sentinel_inside == 0, format!("{sentinel_inside} lines inside a request without an ID"));
     check(leaks == 0, format!("{leaks} lines with another request's ID"));
 
-    println!("== with contextvars: hyper on smol, TraceLayer, the log facade ==");
+    println!("== with contextvars: hyper on smol, TraceContextLayer, the log facade ==");
     println!("sample (request 1 sent a traceparent, request 3 garbage headers):");
     for line in lines.iter().filter(|l| matches!(l.request, Some(1 | 3))) {
         println!("  {}", line.text);

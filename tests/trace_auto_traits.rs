@@ -26,12 +26,12 @@ fn trace_types_are_send_sync_and_unpin() {
 #[cfg(feature = "tower")]
 #[test]
 fn layer_types_follow_their_inner_service() {
-    use contextvars::trace::{ResponseFuture, TraceLayer, TraceService};
+    use contextvars::trace::{TraceContextFuture, TraceContextLayer, TraceContextService};
     fn send<T: Send>() {}
-    send_sync_unpin::<TraceLayer>();
-    send_sync_unpin::<TraceService<()>>();
-    send_sync_unpin::<ResponseFuture<std::future::Ready<()>>>();
-    send::<ResponseFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
+    send_sync_unpin::<TraceContextLayer>();
+    send_sync_unpin::<TraceContextService<()>>();
+    send_sync_unpin::<TraceContextFuture<std::future::Ready<()>>>();
+    send::<TraceContextFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
 }
 
 #[cfg(feature = "log")]

@@ -7,8 +7,8 @@ use super::context::{TRACEPARENT, TRACESTATE, X_TRACE_ID};
 
 // The header names, built once: looking a header up by `&str` parses the name every time.
 pub(super) static X_TRACE_ID_NAME: HeaderName = HeaderName::from_static(X_TRACE_ID);
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
-static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+pub(super) static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+pub(super) static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 
 impl TraceContext {
     /// Builds the context of an incoming request from its headers. Never fails: unusable

@@ -55,19 +55,23 @@ mod tracestate;
 mod http;
 #[cfg(feature = "tower")]
 mod layer;
+#[cfg(feature = "tower")]
+mod layer_body;
+#[cfg(feature = "tower")]
+mod layer_future;
 #[cfg(feature = "log")]
 pub mod log;
-#[cfg(feature = "tower")]
-mod response_future;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
 pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
 pub use current_id::{CurrentTraceId, NO_TRACE};
 #[cfg(feature = "tower")]
-pub use layer::{TraceLayer, TraceService};
+pub use layer::{TraceContextLayer, TraceContextService};
 #[cfg(feature = "tower")]
-pub use response_future::ResponseFuture;
+pub use layer_body::TraceContextBody;
+#[cfg(feature = "tower")]
+pub use layer_future::TraceContextFuture;
 pub use trace_id_header::{
     MAX_TRACE_ID_LEN, TraceIdHeaderError, check_trace_id_header, parse_trace_id_header,
 };
