@@ -53,12 +53,9 @@ fn other_headers(c: &mut Criterion) {
 
 fn context(c: &mut Criterion) {
     let mut group = c.benchmark_group("trace_context");
-    group.bench_function("from_header_values/traceparent+tracestate", |b| {
+    group.bench_function("extract/pairs traceparent+tracestate", |b| {
         b.iter(|| {
-            TraceContext::from_header_values(black_box([
-                ("traceparent", TRACEPARENT),
-                ("tracestate", TRACESTATE),
-            ]))
+            TraceContext::extract(black_box(&[("traceparent", TRACEPARENT), ("tracestate", TRACESTATE)]))
         });
     });
     group.bench_function("new_root (random ids)", |b| b.iter(TraceContext::new_root));

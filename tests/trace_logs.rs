@@ -78,7 +78,7 @@ fn trace_id_logger_prefixes_any_logger() {
     let keyed = TraceIdLogger::new(env_logger::Builder::new().build()).with_key("request");
     assert!(format!("{keyed:?}").contains("request"));
 
-    let trace = TraceContext::from_header_values([("x-trace-id", &b"abc-1"[..])]);
+    let trace = TraceContext::extract(&[("x-trace-id", &b"abc-1"[..])]);
     trace.scope(|| emit(&logger, "inside"));
     emit(&logger, "outside");
     assert_eq!(buffer.lines(), ["INFO trace_id=abc-1 inside", "INFO trace_id=no-trace outside"]);
@@ -92,7 +92,7 @@ fn tracing_subscriber_fmt_shows_the_id() {
         .event_format(TraceIdFormat::new(tracing_subscriber::fmt::format().without_time().with_target(false)))
         .with_writer(move || writer.clone())
         .finish();
-    let trace = TraceContext::from_header_values([("x-trace-id", &b"abc-2"[..])]);
+    let trace = TraceContext::extract(&[("x-trace-id", &b"abc-2"[..])]);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("outside");
         trace.clone().scope(|| tracing::info!(items = 3, "inside"));
@@ -182,7 +182,7 @@ fn installed_capture_sees_the_log_macros() {
         std::ptr::eq(capture, LogCapture::install().unwrap()),
         "installing twice returns the same capture"
     );
-    let trace = TraceContext::from_header_values([("x-trace-id", &b"macro-test"[..])]);
+    let trace = TraceContext::extract(&[("x-trace-id", &b"macro-test"[..])]);
     trace.scope(|| log::warn!("req=macro-test via the facade"));
     let mine: Vec<CapturedRecord> =
         capture.records().into_iter().filter(|r| r.message.starts_with("req=macro-test")).collect();

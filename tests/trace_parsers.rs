@@ -107,7 +107,7 @@ proptest! {
             prop_assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
         }
 
-        let trace = TraceContext::from_header_values([
+        let trace = TraceContext::extract(&[
             ("x-trace-id", &a[..]),
             ("traceparent", &b[..]),
             ("tracestate", &c[..]),
@@ -115,10 +115,12 @@ proptest! {
         ]);
         let id = trace.correlation_id().as_str();
         prop_assert!(!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
-        for (name, value) in trace.outgoing_headers() {
+        let mut outgoing = Vec::new();
+        trace.inject(&mut outgoing);
+        for (name, value) in &outgoing {
             prop_assert!(is_printable(&value), "{}: {:?}", name, value);
         }
-        let next = TraceContext::from_header_values(trace.outgoing_headers().iter().map(|(n, v)| (*n, v.as_bytes())));
+        let next = TraceContext::extract(&outgoing);
         prop_assert_eq!(next.correlation_id(), trace.correlation_id());
         prop_assert_eq!(next.trace_id(), trace.trace_id());
         prop_assert_eq!(next.tracestate(), trace.tracestate());
@@ -129,32 +131,28 @@ proptest! {
 fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
     use contextvars::trace::IdSource;
     let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
-    let both = TraceContext::from_header_values([("X-Trace-ID", &b"pinned"[..]), ("traceparent", tp)]);
+    let both = TraceContext::extract(&[("X-Trace-ID", &b"pinned"[..]), ("traceparent", tp)]);
     assert_eq!((both.correlation_id().as_str(), both.source()), ("pinned", IdSource::Header));
     assert_eq!(both.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 
-    let bad_pin = TraceContext::from_header_values([("x-trace-id", &b"a\nb"[..]), ("traceparent", tp)]);
+    let bad_pin = TraceContext::extract(&[("x-trace-id", &b"a\nb"[..]), ("traceparent", tp)]);
     assert_eq!(
         (bad_pin.correlation_id().as_str(), bad_pin.source()),
         ("4bf92f3577b34da6a3ce929d0e0e4736", IdSource::TraceParent)
     );
 
-    let two_pins = TraceContext::from_header_values([("x-trace-id", &b"a"[..]), ("x-trace-id", &b"b"[..])]);
+    let two_pins = TraceContext::extract(&[("x-trace-id", &b"a"[..]), ("x-trace-id", &b"b"[..])]);
     assert_eq!(two_pins.source(), IdSource::Generated);
 
-    let two_parents = TraceContext::from_header_values([
-        ("traceparent", tp),
-        ("traceparent", tp),
-        ("tracestate", &b"a=1"[..]),
-    ]);
+    let two_parents =
+        TraceContext::extract(&[("traceparent", tp), ("traceparent", tp), ("tracestate", &b"a=1"[..])]);
     assert_eq!(two_parents.source(), IdSource::Generated);
     assert_ne!(two_parents.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(two_parents.tracestate().is_empty(), "tracestate is not parsed without a valid traceparent");
     assert!(two_parents.incoming_traceparent().is_none());
 
     // A pinned ID that is a valid trace-id also becomes the trace-id of the new trace.
-    let hex_pin =
-        TraceContext::from_header_values([("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
+    let hex_pin = TraceContext::extract(&[("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
     assert_eq!(hex_pin.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
 
     let outgoing = both.outgoing_traceparent();
@@ -181,7 +179,7 @@ fn the_no_trace_sentinel_cannot_be_pinned() {
     use contextvars::trace::{CurrentTraceId, IdSource, NO_TRACE, parse_trace_id_header};
     for forged in [NO_TRACE, "NO-TRACE", "No-Trace"] {
         assert_eq!(parse_trace_id_header(forged.as_bytes()), None, "{forged}");
-        let trace = TraceContext::from_header_values([("x-trace-id", forged.as_bytes())]);
+        let trace = TraceContext::extract(&[("x-trace-id", forged.as_bytes())]);
         assert_eq!(trace.source(), IdSource::Generated, "{forged}");
         assert_ne!(trace.correlation_id().as_str().to_ascii_lowercase(), NO_TRACE);
         // The request's lines are not mistaken for lines outside any request.
@@ -205,7 +203,7 @@ fn logs_and_propagation_follow_one_precedence_across_two_hops() {
         (&[("traceparent", TP)], Some(&TP[3..35]), Some(&TP[3..35])),
     ];
     for (headers, logged, sent) in cases {
-        let first = TraceContext::from_header_values(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+        let first = TraceContext::extract(headers);
         assert_eq!(Some(first.correlation_id().as_str()), logged, "{headers:?}");
         let trace_id = first.trace_id().to_string();
         match sent {
@@ -214,13 +212,14 @@ fn logs_and_propagation_follow_one_precedence_across_two_hops() {
         }
         assert_eq!(first.ids_differ(), logged != Some(trace_id.as_str()), "{headers:?}");
         // The next service logs the same ID and continues the same trace.
-        let outgoing = first.outgoing_headers();
-        let second = TraceContext::from_header_values(outgoing.iter().map(|(n, v)| (*n, v.as_bytes())));
+        let mut outgoing = Vec::new();
+        first.inject(&mut outgoing);
+        let second = TraceContext::extract(&outgoing);
         assert_eq!(second.correlation_id(), first.correlation_id());
         assert_eq!(second.trace_id(), first.trace_id());
         assert_eq!(second.ids_differ(), first.ids_differ());
     }
-    let generated = TraceContext::from_header_values(Vec::<(&str, &[u8])>::new());
+    let generated = TraceContext::extract(&Vec::<(&str, &[u8])>::new());
     assert_eq!(generated.source(), IdSource::Generated);
     assert!(!generated.ids_differ());
     assert_eq!(generated.correlation_id().as_str(), generated.trace_id().to_string());

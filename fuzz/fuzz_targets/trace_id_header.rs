@@ -22,13 +22,15 @@ fuzz_target!(|data: &[u8]| {
     let mut parts = data.split(|&b| b == 0xff);
     let (x_trace_id, traceparent, tracestate) =
         (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let trace = TraceContext::from_header_values([
+    let trace = TraceContext::extract(&[
         ("x-trace-id", x_trace_id),
         ("traceparent", traceparent),
         ("tracestate", tracestate),
     ]);
     assert!(is_visible(trace.correlation_id().as_str()), "{trace:?}");
-    for (name, value) in trace.outgoing_headers() {
+    let mut outgoing = Vec::new();
+    trace.inject(&mut outgoing);
+    for (name, value) in outgoing {
         assert!(value.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{name}: {value:?}");
     }
 

@@ -5,7 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
+use super::{
+    HeaderSink, HeaderSource, SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header,
+    random,
+};
 use crate::{Context, ContextVar, FutureExt, WithContext};
 
 /// The current request's [`TraceContext`]: the one slot that every log integration, the
@@ -31,7 +34,7 @@ pub static TRACE_CONTEXT: ContextVar<TraceContext> = ContextVar::new("trace_cont
 /// use contextvars::trace::{IdSource, TraceContext};
 ///
 /// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
-/// let source = |headers: &[(&str, &[u8])]| TraceContext::from_header_values(headers.iter().copied()).source();
+/// let source = |headers: &[(&str, &[u8])]| TraceContext::extract(headers).source();
 /// assert_eq!(source(&[("x-trace-id", b"job-7"), ("traceparent", tp)]), IdSource::Header);
 /// assert_eq!(source(&[("traceparent", tp)]), IdSource::TraceParent);
 /// assert_eq!(source(&[("traceparent", b"garbage")]), IdSource::Generated);
@@ -55,11 +58,11 @@ pub enum IdSource {
 /// ```
 /// use contextvars::trace::{IdSource, TraceContext};
 ///
-/// let pinned = TraceContext::from_header_values([("x-trace-id", &b"checkout-42"[..])]);
+/// let pinned = TraceContext::extract(&[("x-trace-id", &b"checkout-42"[..])]);
 /// assert_eq!(pinned.correlation_id().as_str(), "checkout-42");
 /// assert_eq!(pinned.source(), IdSource::Header);
 ///
-/// let garbage = TraceContext::from_header_values([("x-trace-id", &b"evil\r\nforged line"[..])]);
+/// let garbage = TraceContext::extract(&[("x-trace-id", &b"evil\r\nforged line"[..])]);
 /// assert_eq!(garbage.source(), IdSource::Generated);
 /// assert_eq!(garbage.correlation_id().as_str().len(), 32);
 /// ```
@@ -158,9 +161,10 @@ impl TraceContext {
         TRACE_CONTEXT.get()
     }
 
-    /// Builds the context of an incoming request from its headers, given as (name, value)
-    /// pairs in the order received; names are matched case-insensitively and other headers
-    /// are skipped. Never fails: unusable headers are ignored.
+    /// Builds the context of an incoming request from its headers: an `http::HeaderMap`
+    /// (feature `http`), `(name, value)` pairs in the order received, or any
+    /// [`HeaderSource`]. Names are matched case-insensitively and other headers are
+    /// skipped. Never fails: unusable headers are ignored.
     ///
     /// - `X-Trace-ID` is used when exactly one is present and it is valid.
     /// - `traceparent` is parsed strictly (W3C Trace Context); more than one
@@ -173,36 +177,24 @@ impl TraceContext {
     /// ```
     /// use contextvars::trace::{IdSource, TraceContext};
     ///
-    /// let trace = TraceContext::from_header_values([
-    ///     ("TraceParent", &b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..]),
-    ///     ("tracestate", &b"congo=t61rcWkgMzE"[..]),
-    ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
+    /// let trace = TraceContext::extract(&[
+    ///     ("TraceParent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    ///     ("tracestate", "congo=t61rcWkgMzE"),
+    ///     ("tracestate", "rojo=00f067aa0ba902b7"),
     /// ]);
     /// assert_eq!(trace.source(), IdSource::TraceParent);
     /// assert_eq!(trace.tracestate().to_string(), "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
     /// ```
-    pub fn from_header_values<'a, N>(headers: impl IntoIterator<Item = (N, &'a [u8])>) -> Self
-    where
-        N: AsRef<str>,
-    {
-        let mut x_trace_ids = Vec::new();
-        let mut traceparents = Vec::new();
-        let mut tracestates = Vec::new();
-        for (name, value) in headers {
-            let name = name.as_ref();
-            if name.eq_ignore_ascii_case(X_TRACE_ID) {
-                x_trace_ids.push(value);
-            } else if name.eq_ignore_ascii_case(TRACEPARENT) {
-                traceparents.push(value);
-            } else if name.eq_ignore_ascii_case(TRACESTATE) {
-                tracestates.push(value);
-            }
-        }
-        Self::from_parts(x_trace_ids.into_iter(), traceparents.into_iter(), tracestates.into_iter())
+    #[must_use]
+    pub fn extract<H: HeaderSource + ?Sized>(headers: &H) -> Self {
+        Self::from_parts(
+            headers.header_values(X_TRACE_ID),
+            headers.header_values(TRACEPARENT),
+            headers.header_values(TRACESTATE),
+        )
     }
 
-    /// [`from_header_values`](Self::from_header_values) with the three headers' values
-    /// already looked up.
+    /// [`extract`](Self::extract) with the three headers' values already looked up.
     pub(crate) fn from_parts<'a>(
         mut x_trace_ids: impl Iterator<Item = &'a [u8]>,
         traceparents: impl Iterator<Item = &'a [u8]>,
@@ -257,7 +249,7 @@ impl TraceContext {
     /// ```
     /// use contextvars::trace::TraceContext;
     ///
-    /// let trace = TraceContext::from_header_values([("x-trace-id", &b"pinned-123"[..])]);
+    /// let trace = TraceContext::extract(&[("x-trace-id", &b"pinned-123"[..])]);
     /// assert_eq!(trace.correlation_id().as_str(), "pinned-123");
     /// ```
     #[must_use]
@@ -286,12 +278,12 @@ impl TraceContext {
     ///
     /// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
     /// // logs keep the pinned ID, the backend sees the trace continued
-    /// let both = TraceContext::from_header_values([("x-trace-id", &b"pinned-123"[..]), ("traceparent", tp)]);
+    /// let both = TraceContext::extract(&[("x-trace-id", &b"pinned-123"[..]), ("traceparent", tp)]);
     /// assert_eq!(both.correlation_id().as_str(), "pinned-123");
     /// assert_eq!(both.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     ///
     /// // a pinned ID that is a valid trace-id is used for both
-    /// let hex = TraceContext::from_header_values([("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
+    /// let hex = TraceContext::extract(&[("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
     /// assert_eq!(hex.trace_id().to_string(), hex.correlation_id().as_str());
     /// ```
     #[must_use]
@@ -309,7 +301,7 @@ impl TraceContext {
     /// use contextvars::trace::TraceContext;
     ///
     /// assert!(!TraceContext::new_root().ids_differ());
-    /// assert!(TraceContext::from_header_values([("x-trace-id", &b"job-7"[..])]).ids_differ());
+    /// assert!(TraceContext::extract(&[("x-trace-id", &b"job-7"[..])]).ids_differ());
     /// ```
     #[must_use]
     pub fn ids_differ(&self) -> bool {
@@ -325,7 +317,7 @@ impl TraceContext {
     /// ```
     /// use contextvars::trace::{TraceContext, TraceFlags};
     ///
-    /// let trace = TraceContext::from_header_values([
+    /// let trace = TraceContext::extract(&[
     ///     ("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..]),
     ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
     /// ]);
@@ -371,33 +363,35 @@ impl TraceContext {
         self.inner.traceparent.child(random::span_id())
     }
 
-    /// The headers one outgoing call carries, as (lowercase name, value) pairs:
-    /// `traceparent`, `tracestate` (when not empty) and `x-trace-id`.
+    /// Writes the headers of one outgoing call into `headers` (an `http::HeaderMap` with
+    /// feature `http`, a `Vec<(&'static str, String)>`, or any [`HeaderSink`]), replacing
+    /// any already there: `traceparent` (same trace-id and flags, a new parent-id),
+    /// `tracestate` (removed when empty) and `x-trace-id`.
     ///
     /// # Examples
     ///
     /// ```
     /// use contextvars::trace::TraceContext;
     ///
-    /// let trace = TraceContext::from_header_values([("x-trace-id", &b"job-7"[..])]);
-    /// let headers = trace.outgoing_headers();
+    /// let trace = TraceContext::extract(&[("x-trace-id", "job-7")]);
+    /// let mut headers = Vec::new();
+    /// trace.inject(&mut headers);
     /// assert_eq!(headers[0].0, "traceparent");
     /// assert_eq!(headers.last().unwrap(), &("x-trace-id", "job-7".to_string()));
     ///
-    /// // the next service picks the same correlation ID
-    /// let next = TraceContext::from_header_values(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    /// // the next service picks the same correlation ID and continues the trace
+    /// let next = TraceContext::extract(&headers);
     /// assert_eq!(next.correlation_id(), trace.correlation_id());
     /// assert_eq!(next.trace_id(), trace.trace_id());
     /// ```
-    #[must_use]
-    pub fn outgoing_headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = Vec::with_capacity(3);
-        headers.push((TRACEPARENT, self.outgoing_traceparent().to_string()));
-        if !self.inner.tracestate.is_empty() {
-            headers.push((TRACESTATE, self.inner.tracestate.to_string()));
+    pub fn inject<H: HeaderSink + ?Sized>(&self, headers: &mut H) {
+        headers.set_header(TRACEPARENT, self.outgoing_traceparent().to_string());
+        if self.inner.tracestate.is_empty() {
+            headers.remove_header(TRACESTATE);
+        } else {
+            headers.set_header(TRACESTATE, self.inner.tracestate.to_string());
         }
-        headers.push((X_TRACE_ID, self.inner.id.to_string()));
-        headers
+        headers.set_header(X_TRACE_ID, self.inner.id.to_string());
     }
 
     /// Runs `f` with this trace as the current one (in [`TRACE_CONTEXT`]), restoring the

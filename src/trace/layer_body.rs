@@ -27,7 +27,7 @@ pin_project! {
     ///     Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(format!("{i}:{CurrentTraceId} "))))
     /// });
     /// # use futures::StreamExt;
-    /// let trace = TraceContext::from_header_values([("x-trace-id", &b"sse-1"[..])]);
+    /// let trace = TraceContext::extract(&[("x-trace-id", &b"sse-1"[..])]);
     /// let context = contextvars::Context::new().with_value(&contextvars::trace::TRACE_CONTEXT, trace);
     /// let body = TraceContextBody::new(StreamBody::new(frames), context);
     /// let bytes = body.collect().await.unwrap().to_bytes();

@@ -1,8 +1,10 @@
 //! Request tracing on top of context variables: one trace ID per request, in every log line
 //! the request produces and in every call it makes to other services.
 //!
-//! At the request boundary, [`TraceContext::extract`] (or [`TraceContext::from_header_values`]
-//! without the `http` crate) picks the request's correlation ID, in this order:
+//! Headers are read with one verb and written with one, on any header collection (an
+//! `http::HeaderMap`, `(name, value)` pairs, or a [`HeaderSource`] / [`HeaderSink`] of your
+//! own): at the request boundary, [`TraceContext::extract`] picks the request's correlation
+//! ID, in this order:
 //!
 //! 1. an `X-Trace-ID` header, which lets a proxy or a test pin the value: used as it is when
 //!    it is 1 to 128 bytes of visible ASCII without spaces and not [`NO_TRACE`], ignored
@@ -13,9 +15,10 @@
 //!
 //! The context is stored in [`TRACE_CONTEXT`], the one shared slot that log integrations and
 //! other libraries read: [`TraceContext::current`], [`CurrentTraceId`] for formatters.
-//! Outgoing calls carry it on with [`TraceContext::inject`] (or
-//! [`TraceContext::outgoing_headers`]): a `traceparent` with the same trace-id, a new parent-id
-//! and the incoming flags, the incoming `tracestate`, and the `X-Trace-ID`.
+//! Outgoing calls carry it on with [`TraceContext::inject`]: a `traceparent` with the same
+//! trace-id, a new parent-id and the incoming flags, the incoming `tracestate`, and the
+//! `X-Trace-ID`. The parsers follow the same pair: [`TraceParent::extract`] and
+//! [`TraceState::extract`] read a request's header values, `parse` reads one value.
 //!
 //! The service continues traces but records no spans: it never changes the sampled flag and
 //! never adds its own `tracestate` member.
@@ -34,7 +37,7 @@
 //! use contextvars::trace::{CurrentTraceId, TraceContext};
 //!
 //! let incoming = [("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..])];
-//! let trace = TraceContext::from_header_values(incoming);
+//! let trace = TraceContext::extract(&incoming);
 //! assert_eq!(trace.correlation_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
 //!
 //! trace.scope(|| {
@@ -46,6 +49,7 @@
 
 mod context;
 mod current_id;
+mod headers;
 mod random;
 mod trace_id_header;
 mod traceparent;
@@ -66,6 +70,7 @@ pub mod tracing;
 
 pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
 pub use current_id::{CurrentTraceId, NO_TRACE};
+pub use headers::{HeaderSink, HeaderSource};
 #[cfg(feature = "tower")]
 pub use layer::{TraceContextLayer, TraceContextService};
 #[cfg(feature = "tower")]
