@@ -41,7 +41,7 @@ fn other_headers(c: &mut Criterion) {
     });
     let huge = "a=1,".repeat(1 << 18);
     group.bench_function("tracestate/refuse 1 MB", |b| {
-        b.iter(|| TraceState::extract([black_box(huge.as_bytes())]))
+        b.iter(|| TraceState::extract([black_box(huge.as_bytes())]));
     });
     let state = TraceState::extract([TRACESTATE]);
     group.bench_function("tracestate/format 3 members", |b| b.iter(|| black_box(&state).to_string()));

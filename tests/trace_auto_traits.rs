@@ -31,17 +31,24 @@ fn layer_types_follow_their_inner_service() {
     send_sync_unpin::<TraceContextLayer>();
     send_sync_unpin::<TraceContextService<()>>();
     send_sync_unpin::<TraceContextFuture<std::future::Ready<()>>>();
+    send_sync_unpin::<contextvars::trace::TraceContextBody<String>>();
     send::<TraceContextFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
 }
 
 #[cfg(feature = "log")]
 #[test]
 fn log_types_are_send_and_sync() {
-    use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture, TraceIdLogger};
+    use contextvars::trace::log::TraceIdLogger;
+    send_sync_unpin::<TraceIdLogger<env_logger::Logger>>();
+}
+
+#[cfg(feature = "test-util")]
+#[test]
+fn test_util_types_are_send_and_sync() {
+    use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture};
     send_sync_unpin::<LogCapture>();
     send_sync_unpin::<CapturedRecord>();
     send_sync_unpin::<CaptureError>();
-    send_sync_unpin::<TraceIdLogger<LogCapture>>();
 }
 
 #[cfg(feature = "tracing")]

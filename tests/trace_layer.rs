@@ -4,7 +4,7 @@
 //! (after an await, in a spawned task, on a blocking pool, in a downstream service) must
 //! carry that same ID and no other.
 
-#![cfg(all(feature = "tower", feature = "http", feature = "log"))]
+#![cfg(all(feature = "tower", feature = "http", feature = "test-util"))]
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;

@@ -1,7 +1,7 @@
 //! The trace ID in log output: `env_logger` through the `log` facade, `tracing-subscriber`'s
 //! fmt output, and the capture that users' tests run to catch lost or mixed IDs.
 
-#![cfg(all(feature = "log", feature = "tracing"))]
+#![cfg(all(feature = "test-util", feature = "tracing"))]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -188,4 +188,99 @@ fn installed_capture_sees_the_log_macros() {
         capture.records().into_iter().filter(|r| r.message.starts_with("req=macro-test")).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!((mine[0].level, mine[0].trace_id.as_deref()), (log::Level::Warn, Some("macro-test")));
+}
+
+/// A record's message and key-values.
+type Seen = (String, Vec<(String, String)>);
+
+/// A logger that keeps each record's message and key-values.
+#[derive(Default)]
+struct KeyValues(std::sync::Mutex<Vec<Seen>>);
+
+impl Log for KeyValues {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        struct Collect(Vec<(String, String)>);
+        impl<'kvs> log::kv::VisitSource<'kvs> for Collect {
+            fn visit_pair(
+                &mut self,
+                key: log::kv::Key<'kvs>,
+                value: log::kv::Value<'kvs>,
+            ) -> Result<(), log::kv::Error> {
+                self.0.push((key.to_string(), value.to_string()));
+                Ok(())
+            }
+        }
+        let mut pairs = Collect(Vec::new());
+        record.key_values().visit(&mut pairs).unwrap();
+        self.0.lock().unwrap().push((record.args().to_string(), pairs.0));
+    }
+
+    fn flush(&self) {}
+}
+
+static TENANT: contextvars::ContextVar<String> = contextvars::ContextVar::new("tenant");
+
+#[test]
+fn trace_id_logger_keeps_key_values_and_shows_any_variable() {
+    let logger = TraceIdLogger::new(KeyValues::default()).with_var("tenant", &TENANT);
+    let trace = TraceContext::extract(&[("x-trace-id", "kv-1")]);
+    trace.scope(|| {
+        TENANT.scope("acme".to_string(), || {
+            logger.log(&log::Record::builder().args(format_args!("paid")).key_values(&[("user", 5)]).build());
+        });
+    });
+    logger.log(&log::Record::builder().args(format_args!("idle")).build());
+    let seen = logger.get_ref().0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("trace_id=kv-1 tenant=acme paid".to_string(), vec![("user".to_string(), "5".to_string())]),
+            ("trace_id=no-trace tenant=- idle".to_string(), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn json_lines_stay_valid_json_with_the_id_as_a_field() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let format = tracing_subscriber::fmt::format().json().without_time();
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(TraceIdFormat::new(format).with_var("tenant", &TENANT))
+        .with_writer(move || writer.clone())
+        .finish();
+    let trace = TraceContext::extract(&[("x-trace-id", "json\"1\\")]);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("outside");
+        trace.scope(|| TENANT.scope("acme".into(), || tracing::info!(user = 5, "inside")));
+    });
+    let lines = buffer.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(parsed[0]["trace_id"], "no-trace");
+    assert_eq!(parsed[0]["tenant"], "-");
+    assert_eq!(parsed[0]["fields"]["message"], "outside");
+    assert_eq!(parsed[1]["trace_id"], "json\"1\\");
+    assert_eq!(parsed[1]["tenant"], "acme");
+    assert_eq!(parsed[1]["fields"]["user"], 5);
+    assert_eq!(parsed[1]["level"], "INFO");
+}
+
+#[test]
+fn ids_honour_width_and_alignment() {
+    use contextvars::trace::{CurrentTraceId, CurrentValue};
+    let trace = TraceContext::extract(&[("x-trace-id", "w-1")]);
+    assert_eq!(format!("[{CurrentTraceId:>10}]"), "[  no-trace]");
+    assert_eq!(format!("[{:<6}]", trace.correlation_id()), "[w-1   ]");
+    trace.scope(|| assert_eq!(format!("[{CurrentTraceId:^7}]"), "[  w-1  ]"));
+    let tenant = CurrentValue::new(&TENANT);
+    TENANT.scope("acme".into(), || assert_eq!(format!("[{tenant:>6}]"), "[  acme]"));
+    assert_eq!(format!("[{tenant:>3}]"), "[  -]");
 }

@@ -118,7 +118,7 @@ proptest! {
         let mut outgoing = Vec::new();
         trace.inject(&mut outgoing);
         for (name, value) in &outgoing {
-            prop_assert!(is_printable(&value), "{}: {:?}", name, value);
+            prop_assert!(is_printable(value), "{}: {:?}", name, value);
         }
         let next = TraceContext::extract(&outgoing);
         prop_assert_eq!(next.correlation_id(), trace.correlation_id());
@@ -195,7 +195,8 @@ fn logs_and_propagation_follow_one_precedence_across_two_hops() {
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     const HEX: &str = "0af7651916cd43dd8448eb211c80319c";
     // (headers, correlation ID in logs, W3C trace-id sent on; None = generated)
-    let cases: [(&[(&str, &str)], Option<&str>, Option<&str>); 5] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, Option<&'a str>);
+    let cases: [Case<'_>; 5] = [
         (&[("x-trace-id", "pinned-123")], Some("pinned-123"), None),
         (&[("x-trace-id", "pinned-123"), ("traceparent", TP)], Some("pinned-123"), Some(&TP[3..35])),
         (&[("x-trace-id", HEX)], Some(HEX), Some(HEX)),
@@ -208,7 +209,7 @@ fn logs_and_propagation_follow_one_precedence_across_two_hops() {
         let trace_id = first.trace_id().to_string();
         match sent {
             Some(sent) => assert_eq!(trace_id, sent, "{headers:?}"),
-            None => assert!(trace_id != HEX && trace_id != &TP[3..35] && trace_id.len() == 32),
+            None => assert!(trace_id != HEX && trace_id != TP[3..35] && trace_id.len() == 32),
         }
         assert_eq!(first.ids_differ(), logged != Some(trace_id.as_str()), "{headers:?}");
         // The next service logs the same ID and continues the same trace.

@@ -93,6 +93,7 @@ struct Inner {
 /// let trace = TraceContext::new_root();
 /// let id = trace.correlation_id();
 /// assert_eq!(id.to_string(), id.as_str());
+/// assert_eq!(format!("{id:>34}"), format!("  {id}"));
 /// assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -107,8 +108,9 @@ impl CorrelationId {
 }
 
 impl fmt::Display for CorrelationId {
+    /// The ID; width and alignment apply (`{:>40}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

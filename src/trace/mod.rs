@@ -49,6 +49,7 @@
 
 mod context;
 mod current_id;
+mod current_value;
 mod headers;
 mod random;
 mod trace_id_header;
@@ -70,6 +71,7 @@ pub mod tracing;
 
 pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
 pub use current_id::{CurrentTraceId, NO_TRACE};
+pub use current_value::CurrentValue;
 pub use headers::{HeaderSink, HeaderSource};
 #[cfg(feature = "tower")]
 pub use layer::{TraceContextLayer, TraceContextService};
