@@ -219,6 +219,12 @@ impl TraceContext {
         }
     }
 
+    /// The trace of a request that continues `parent`, with no pinned ID.
+    #[cfg(feature = "opentelemetry")]
+    pub(super) fn continued(parent: TraceParent, tracestate: TraceState) -> Self {
+        Self::build(None, Some(parent), parent.trace_id, tracestate)
+    }
+
     fn build(
         pinned: Option<&str>,
         incoming: Option<TraceParent>,

@@ -66,6 +66,8 @@ mod layer_body;
 mod layer_future;
 #[cfg(feature = "log")]
 pub mod log;
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
