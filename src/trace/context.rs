@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{
-    HeaderSink, HeaderSource, SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header,
-    random,
+    Baggage, HeaderSink, HeaderSource, SpanId, TraceFlags, TraceId, TraceParent, TraceState,
+    parse_trace_id_header, random,
 };
 use crate::{Context, ContextVar, FutureExt, WithContext};
 
@@ -71,7 +71,7 @@ pub struct TraceContext {
     inner: Arc<Inner>,
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Inner {
     id: CorrelationId,
     source: IdSource,
@@ -81,6 +81,8 @@ struct Inner {
     /// `true` when `traceparent` came from a valid incoming header.
     continued: bool,
     tracestate: TraceState,
+    /// The request's W3C baggage, passed on to the services it calls.
+    baggage: Baggage,
 }
 
 /// A request's correlation ID: at most 128 bytes of visible ASCII without spaces.
@@ -194,6 +196,7 @@ impl TraceContext {
             headers.header_values(TRACEPARENT),
             headers.header_values(TRACESTATE),
         )
+        .with_baggage(Baggage::extract(headers.header_values(BAGGAGE)))
     }
 
     /// [`extract`](Self::extract) with the three headers' values already looked up.
@@ -241,7 +244,8 @@ impl TraceContext {
         // call gets a fresh one), so no randomness is spent on it.
         let traceparent =
             incoming.unwrap_or_else(|| TraceParent::new(trace_id, SpanId::INVALID, TraceFlags::default()));
-        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate };
+        let baggage = Baggage::new();
+        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate, baggage };
         Self { inner: Arc::new(inner) }
     }
 
@@ -347,6 +351,36 @@ impl TraceContext {
         self.inner.traceparent.flags
     }
 
+    /// The request's W3C baggage, as received (see [`Baggage`] for what is kept), passed on
+    /// by [`inject`](Self::inject).
+    #[must_use]
+    pub fn baggage(&self) -> &Baggage {
+        &self.inner.baggage
+    }
+
+    /// A copy of this trace carrying `baggage` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{Baggage, TraceContext};
+    ///
+    /// let trace = TraceContext::new_root().with_baggage(Baggage::new().with("tenant", "acme").unwrap());
+    /// let mut headers = Vec::new();
+    /// trace.inject(&mut headers);
+    /// assert_eq!(headers.iter().find(|(name, _)| *name == "baggage").unwrap().1, "tenant=acme");
+    /// assert_eq!(TraceContext::extract(&headers).baggage().get("tenant"), Some("acme"));
+    /// ```
+    #[must_use]
+    pub fn with_baggage(&self, baggage: Baggage) -> Self {
+        if baggage == self.inner.baggage {
+            return self.clone();
+        }
+        let mut inner = (*self.inner).clone();
+        inner.baggage = baggage;
+        Self { inner: Arc::new(inner) }
+    }
+
     /// The vendors' `tracestate`, as received (invalid members dropped).
     #[must_use]
     pub fn tracestate(&self) -> &TraceState {
@@ -374,7 +408,7 @@ impl TraceContext {
     /// Writes the headers of one outgoing call into `headers` (an `http::HeaderMap` with
     /// feature `http`, a `Vec<(&'static str, String)>`, or any [`HeaderSink`]), replacing
     /// any already there: `traceparent` (same trace-id and flags, a new parent-id),
-    /// `tracestate` (removed when empty) and `x-trace-id`.
+    /// `tracestate` and `baggage` (each removed when empty) and `x-trace-id`.
     ///
     /// # Examples
     ///
@@ -400,6 +434,11 @@ impl TraceContext {
             headers.set_header(TRACESTATE, self.inner.tracestate.to_string());
         }
         headers.set_header(X_TRACE_ID, self.inner.id.to_string());
+        if self.inner.baggage.is_empty() {
+            headers.remove_header(BAGGAGE);
+        } else {
+            headers.set_header(BAGGAGE, self.inner.baggage.to_string());
+        }
     }
 
     /// Runs `f` with this trace as the current one (in [`TRACE_CONTEXT`]), restoring the
@@ -450,6 +489,7 @@ impl fmt::Debug for TraceContext {
             .field("source", &self.inner.source)
             .field("traceparent", &self.inner.traceparent)
             .field("tracestate", &self.inner.tracestate)
+            .field("baggage", &self.inner.baggage)
             .finish_non_exhaustive()
     }
 }
@@ -458,3 +498,4 @@ impl fmt::Debug for TraceContext {
 pub(crate) const X_TRACE_ID: &str = "x-trace-id";
 pub(crate) const TRACEPARENT: &str = "traceparent";
 pub(crate) const TRACESTATE: &str = "tracestate";
+pub(crate) const BAGGAGE: &str = "baggage";

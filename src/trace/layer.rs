@@ -7,7 +7,8 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{TRACE_CONTEXT, TraceContext, TraceContextBody, TraceContextFuture};
+use super::baggage_var::check_keys;
+use super::{Baggage, TRACE_CONTEXT, TraceContext, TraceContextBody, TraceContextFuture, TravellingVar};
 use crate::{Context, FutureExt};
 
 /// A `tower` layer that gives every request its [`TraceContext`].
@@ -27,6 +28,8 @@ use crate::{Context, FutureExt};
 /// |---|---|---|
 /// | [`id_header`](Self::id_header) | `x-trace-id` | the header that pins the correlation ID and echoes it (nginx, Envoy and Heroku use `x-request-id`) |
 /// | [`trust_incoming`](Self::trust_incoming) | `true` | `false` ignores every incoming trace header (ID header, `traceparent`, `tracestate`): each request starts a new trace. For a service that clients reach directly rather than through a trusted proxy |
+/// | [`trust_baggage`](Self::trust_baggage) | `true` | `false` ignores the request's `baggage` |
+/// | [`baggage_vars`](Self::baggage_vars) | none | the variables set from the request's baggage |
 /// | [`echo`](Self::echo) | `true` | `false` leaves the response's headers alone |
 ///
 /// When echoing, the layer's value replaces an ID header the handler set itself: the
@@ -77,19 +80,35 @@ pub struct TraceContextLayer {
     config: Config,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Config {
     id_header: HeaderName,
     trust_incoming: bool,
+    trust_baggage: bool,
     echo: bool,
+    baggage_vars: &'static [&'static dyn TravellingVar],
 }
 
 impl Config {
     const DEFAULT: Self = Self {
         id_header: HeaderName::from_static(super::context::X_TRACE_ID),
         trust_incoming: true,
+        trust_baggage: true,
         echo: true,
+        baggage_vars: &[],
     };
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("id_header", &self.id_header)
+            .field("trust_incoming", &self.trust_incoming)
+            .field("trust_baggage", &self.trust_baggage)
+            .field("echo", &self.echo)
+            .field("baggage_vars", &self.baggage_vars.iter().map(|v| v.key()).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl TraceContextLayer {
@@ -131,6 +150,49 @@ impl TraceContextLayer {
     #[must_use]
     pub const fn trust_incoming(mut self, trust: bool) -> Self {
         self.config.trust_incoming = trust;
+        self
+    }
+
+    /// Whether to read the request's `baggage` (default `true`; `false` also when
+    /// [`trust_incoming`](Self::trust_incoming) is). Baggage is whatever the client sent:
+    /// read it only behind a trusted proxy or from your own services.
+    #[must_use]
+    pub const fn trust_baggage(mut self, trust: bool) -> Self {
+        self.config.trust_baggage = trust;
+        self
+    }
+
+    /// The context variables set from the request's baggage: for each whose key the
+    /// baggage holds, the handler runs with the decoded value (see [`BaggageVar`](super::BaggageVar)).
+    ///
+    /// # Panics
+    ///
+    /// When a key is not an HTTP token: that variable could never travel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    /// use contextvars::trace::{BaggageVar, TraceContextLayer, TravellingVar};
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
+    /// static TRAVELLING: [&dyn TravellingVar; 1] = [&BaggageVar::string("tenant", &TENANT)];
+    ///
+    /// # futures::executor::block_on(async {
+    /// let handler = service_fn(|_: Request<()>| async { Ok::<_, std::convert::Infallible>(Response::new(TENANT.get())) });
+    /// let service = TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler);
+    /// let request = Request::builder().header("baggage", "tenant=acme,other=1").body(()).unwrap();
+    /// let response = service.oneshot(request).await.unwrap();
+    /// assert_eq!(response.into_body().into_inner().as_deref(), Some("acme"));
+    /// # });
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn baggage_vars(mut self, vars: &'static [&'static dyn TravellingVar]) -> Self {
+        check_keys(vars);
+        self.config.baggage_vars = vars;
         self
     }
 
@@ -209,11 +271,29 @@ impl<S> TraceContextService<S> {
             return TraceContext::new_root();
         }
         let values = |name: &HeaderName| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
-        TraceContext::from_parts(
+        let trace = TraceContext::from_parts(
             values(&self.config.id_header),
             values(&super::http::TRACEPARENT_NAME),
             values(&super::http::TRACESTATE_NAME),
-        )
+        );
+        if self.config.trust_baggage {
+            trace.with_baggage(Baggage::extract(values(&super::http::BAGGAGE_NAME)))
+        } else {
+            trace
+        }
+    }
+
+    /// The request's context: its trace, and the variables its baggage sets.
+    fn context_of(&self, trace: TraceContext) -> Context {
+        let mut context = Context::current();
+        for var in self.config.baggage_vars {
+            if let Some(value) = trace.baggage().get(var.key()) {
+                if let Some(with_var) = var.decode_into(value, &context) {
+                    context = with_var;
+                }
+            }
+        }
+        context.with_value(&TRACE_CONTEXT, trace)
     }
 }
 
@@ -238,7 +318,7 @@ where
         } else {
             None
         };
-        let mut context = Context::current().with_value(&TRACE_CONTEXT, trace);
+        let mut context = self.context_of(trace);
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));
         TraceContextFuture::new(future.with_context(context.clone()), context, echo)

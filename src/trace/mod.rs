@@ -47,6 +47,8 @@
 //! assert_eq!(CurrentTraceId.to_string(), "no-trace");
 //! ```
 
+mod baggage;
+mod baggage_var;
 mod context;
 mod current_id;
 mod current_value;
@@ -56,6 +58,8 @@ mod trace_id_header;
 mod traceparent;
 mod tracestate;
 
+#[cfg(feature = "tower")]
+mod client;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "tower")]
@@ -71,6 +75,10 @@ pub mod opentelemetry;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+pub use baggage::{Baggage, BaggageError, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS};
+pub use baggage_var::{BaggageVar, TravellingVar};
+#[cfg(feature = "tower")]
+pub use client::{TraceContextClient, TraceContextClientLayer};
 pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
 pub use current_id::{CurrentTraceId, NO_TRACE};
 pub use current_value::CurrentValue;
