@@ -152,3 +152,12 @@ async fn values_that_do_not_decode_are_ignored_and_limits_hold() {
     let sent = seen.split("baggage=Some(\"").nth(1).unwrap().trim_end_matches("\")");
     assert_eq!(sent.split(',').count(), 64, "{sent}");
 }
+
+static BAD_KEY: BaggageVar<String> = BaggageVar::string("tenant id", &TENANT);
+static BAD: [&dyn TravellingVar; 1] = [&BAD_KEY];
+
+#[test]
+#[should_panic(expected = "baggage key \"tenant id\" is not an HTTP token")]
+fn a_key_that_could_never_travel_is_refused_loudly() {
+    let _ = TraceContextClientLayer::new().baggage_vars(&BAD);
+}

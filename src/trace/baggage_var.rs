@@ -21,10 +21,9 @@ pub trait TravellingVar: Send + Sync {
 
 /// Declares that a `ContextVar` travels in W3C baggage under `key`, with a codec: the
 /// value set in one service is what `get` returns in the services it calls, through
-/// [`TraceContextLayer::baggage_vars`](super::TraceContextLayer::baggage_vars) on the
-/// server side and
-/// [`TraceContextClientLayer::baggage_vars`](super::TraceContextClientLayer::baggage_vars)
-/// on the client side. Only variables declared this way ever leave the process.
+/// `TraceContextLayer::baggage_vars` on the server side and
+/// `TraceContextClientLayer::baggage_vars` on the client side (feature `tower`). Only
+/// variables declared this way ever leave the process.
 ///
 /// # Examples
 ///
@@ -103,6 +102,7 @@ impl<T> fmt::Debug for BaggageVar<T> {
 }
 
 /// Panics when a declared key is not an HTTP token: such a variable could never travel.
+#[cfg(feature = "tower")]
 #[track_caller]
 pub(super) fn check_keys(vars: &[&dyn TravellingVar]) {
     for var in vars {

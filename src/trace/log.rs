@@ -18,7 +18,7 @@
 //! - or wrap any `log::Log` in [`TraceIdLogger`], which puts `trace_id=<id> ` (and the
 //!   variables you add) in front of every message and keeps the record's key-values.
 //!
-//! With the `test-util` feature, [`LogCapture`] records what a test logs, with the ID of
+//! With the `test-util` feature, `LogCapture` records what a test logs, with the ID of
 //! each record, and checks that no request lost or mixed up its ID.
 
 use std::fmt;
