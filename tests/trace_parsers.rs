@@ -80,6 +80,29 @@ proptest! {
     }
 
     #[test]
+    fn baggage_output_is_clean_and_round_trips(a in header_like(), b in header_like()) {
+        let baggage = contextvars::trace::Baggage::extract([&a[..], &b[..]]);
+        prop_assert!(baggage.len() <= contextvars::trace::MAX_BAGGAGE_MEMBERS);
+        let text = baggage.to_string();
+        prop_assert!(text.len() <= contextvars::trace::MAX_BAGGAGE_LEN);
+        prop_assert!(text.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", text);
+        prop_assert_eq!(contextvars::trace::Baggage::extract([text.as_bytes()]), baggage);
+    }
+
+    #[test]
+    fn baggage_members_round_trip(members in proptest::collection::btree_map("[a-zA-Z0-9!#$&'*+.^_|~-]{1,12}", "\\PC{0,20}", 0..=24)) {
+        let mut baggage = contextvars::trace::Baggage::new();
+        for (key, value) in &members {
+            baggage = baggage.with(key, value).unwrap();
+        }
+        let again = contextvars::trace::Baggage::extract([baggage.to_string().as_bytes()]);
+        prop_assert_eq!(again.len(), members.len());
+        for (key, value) in &members {
+            prop_assert_eq!(again.get(key), Some(value.as_str()));
+        }
+    }
+
+    #[test]
     fn pinned_ids_round_trip(id in "[!-~]{1,128}") {
         prop_assert_eq!(parse_trace_id_header(id.as_bytes()), Some(id.as_str()));
     }

@@ -300,18 +300,20 @@ fn parse_member(member: &[u8]) -> Option<Member> {
     let mut properties = Vec::new();
     for property in parts {
         let property = trim_ows(property);
-        let valid = match property.iter().position(|&b| b == b'=') {
+        // Kept as `key` or `key=value`, without the optional whitespace.
+        let normalized = match property.iter().position(|&b| b == b'=') {
             Some(equals) => {
-                is_token(trim_ows(&property[..equals]))
-                    && trim_ows(&property[equals + 1..]).iter().all(|&b| is_octet(b))
+                let (key, value) = (trim_ows(&property[..equals]), trim_ows(&property[equals + 1..]));
+                if !is_token(key) || !value.iter().all(|&b| is_octet(b)) {
+                    return None;
+                }
+                [key, b"=", value].concat()
             }
-            None => is_token(property),
+            None if is_token(property) => property.to_vec(),
+            None => return None,
         };
-        if !valid {
-            return None;
-        }
         // Checked: ASCII.
-        properties.push(String::from_utf8_lossy(property).into_owned());
+        properties.push(String::from_utf8_lossy(&normalized).into_owned());
     }
     // Checked: ASCII.
     let key = String::from_utf8_lossy(key).into_owned();
@@ -347,7 +349,7 @@ mod tests {
 
     #[test]
     fn members_properties_and_whitespace() {
-        let baggage = parse(&["key1 = value1 ; prop1 ; prop2=x , key2=value2", "\tkey3=%20v%2C3"]);
+        let baggage = parse(&["key1 = value1 ; prop1 ; prop2 = x , key2=value2", "\tkey3=%20v%2C3"]);
         assert_eq!(
             baggage.iter().collect::<Vec<_>>(),
             [("key1", "value1"), ("key2", "value2"), ("key3", " v,3")]
