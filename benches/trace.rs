@@ -51,11 +51,11 @@ fn other_headers(c: &mut Criterion) {
     });
     let full: String = (0..64).map(|i| format!("key{i:02}=value-{i:02};prop")).collect::<Vec<_>>().join(",");
     group.bench_function("baggage/parse 64 members", |b| {
-        b.iter(|| Baggage::extract([black_box(full.as_bytes())]))
+        b.iter(|| Baggage::extract([black_box(full.as_bytes())]));
     });
     let huge = "a=1,".repeat(1 << 18);
     group.bench_function("baggage/1 MB (reads 8 KiB)", |b| {
-        b.iter(|| Baggage::extract([black_box(huge.as_bytes())]))
+        b.iter(|| Baggage::extract([black_box(huge.as_bytes())]));
     });
     let baggage = Baggage::extract([BAGGAGE]);
     group.bench_function("baggage/format 3 members", |b| b.iter(|| black_box(&baggage).to_string()));

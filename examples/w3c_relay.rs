@@ -41,7 +41,8 @@ async fn call(url: &str, arguments: &serde_json::Value) -> Result<(), Error> {
 }
 
 async fn relay(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body =
+        request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
     let actions: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
     for action in &actions {
         if let Some(url) = action["url"].as_str() {
