@@ -73,6 +73,22 @@ fn our_logs_show_the_trace_id_of_an_sdk_root_span() {
 }
 
 #[test]
+fn tracestate_members_opentelemetry_refuses_are_left_out_alone() {
+    let trace = TraceContext::extract(&[
+        ("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01").as_str()),
+        ("tracestate", "foo@@bar=1,rojo=2,t@v=3"),
+    ]);
+    assert_eq!(trace.tracestate().len(), 3);
+    assert_eq!(trace.to_span_context().trace_state().header(), "rojo=2,t@v=3");
+    let headers = map(&[
+        ("traceparent", &format!("00-{TRACE_ID}-{PARENT_ID}-01")),
+        ("tracestate", "foo@@bar=1,rojo=2"),
+    ]);
+    let cx = W3cPropagator::new().extract(&headers);
+    assert_eq!(cx.span().span_context().trace_state().header(), "rojo=2");
+}
+
+#[test]
 fn a_new_trace_has_no_remote_parent() {
     let trace = TraceContext::new_root();
     assert!(!trace.to_span_context().is_valid());

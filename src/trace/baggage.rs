@@ -98,15 +98,13 @@ impl Baggage {
                 }
                 rest = next;
                 let member = trim_ows(member);
-                if member.is_empty() {
+                if member.is_empty() || baggage.has_key_of(member) {
                     continue;
                 }
                 if let Some(parsed) = parse_member(member) {
-                    if baggage.members.iter().all(|m| m.key != parsed.key) {
-                        baggage.members.push(parsed);
-                        if baggage.members.len() == MAX_BAGGAGE_MEMBERS {
-                            break 'values;
-                        }
+                    baggage.members.push(parsed);
+                    if baggage.members.len() == MAX_BAGGAGE_MEMBERS {
+                        break 'values;
                     }
                 }
             }
@@ -118,6 +116,14 @@ impl Baggage {
             budget -= 1;
         }
         baggage
+    }
+
+    /// Whether a member already has the key of `member` (a repeated key keeps its first
+    /// member: the repeat is skipped before any decoding).
+    fn has_key_of(&self, member: &[u8]) -> bool {
+        let Some(equals) = member.iter().position(|&b| b == b'=') else { return false };
+        let key = trim_ows(&member[..equals]);
+        self.members.iter().any(|m| m.key.as_bytes() == key)
     }
 
     /// The value of `key`, percent-decoded.

@@ -35,8 +35,6 @@
 //! assert_eq!(back.correlation_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
 //! ```
 
-use std::str::FromStr;
-
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{self as otel, TraceContextExt};
@@ -46,7 +44,8 @@ use super::{SpanId, TraceContext, TraceFlags, TraceId, TraceParent, TraceState};
 
 impl TraceContext {
     /// The remote `SpanContext` this request continues: the trace-id, the caller's span as
-    /// its span-id, the flags and the `tracestate`.
+    /// its span-id, the flags and the `tracestate` (but for members whose keys
+    /// OpenTelemetry's stricter rule refuses, such as `foo@@bar`, which level 2 allows).
     ///
     /// A trace that started here (no valid incoming `traceparent`) has no caller's span: the
     /// span-id is then invalid, and so is the `SpanContext`, so that a tracer given it as a
@@ -58,7 +57,7 @@ impl TraceContext {
         let parent = self.incoming_traceparent();
         let span_id =
             parent.map_or(otel::SpanId::INVALID, |p| otel::SpanId::from_bytes(p.parent_id.to_bytes()));
-        let state = otel::TraceState::from_str(self.tracestate().as_str()).unwrap_or_default();
+        let state = otel_state(self.tracestate());
         otel::SpanContext::new(
             otel::TraceId::from_bytes(self.trace_id().to_bytes()),
             span_id,
@@ -145,6 +144,12 @@ impl TraceContext {
     }
 }
 
+/// The members of `state` that OpenTelemetry accepts (its key rule allows one `@` only).
+fn otel_state(state: &TraceState) -> otel::TraceState {
+    let accepted = state.iter().filter(|member| otel::TraceState::from_key_value([*member]).is_ok());
+    otel::TraceState::from_key_value(accepted).unwrap_or_default()
+}
+
 /// A `TextMapPropagator` for W3C Trace Context built on this module's strict parsers: it
 /// reads `traceparent` and `tracestate` exactly as [`TraceContext::extract`] does (one
 /// `traceparent`, level 2 `tracestate` keys, a bad `tracestate` discarded whole), and writes
@@ -217,7 +222,7 @@ impl TextMapPropagator for W3cPropagator {
             otel::SpanId::from_bytes(parent.parent_id.to_bytes()),
             otel::TraceFlags::new(parent.flags.known().bits()),
             true,
-            otel::TraceState::from_str(state.as_str()).unwrap_or_default(),
+            otel_state(&state),
         );
         cx.with_remote_span_context(span)
     }
