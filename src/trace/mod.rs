@@ -26,10 +26,14 @@
 //! # Conformance
 //!
 //! W3C Trace Context level 1, with the `tracestate` key grammar (`@` anywhere after the first
-//! character) and the `random` trace flag of level 2: the level W3C's test suite checks by
-//! default. The crate's tests run the suite's 41 cases against a relay built on
-//! [`TraceContext::extract`] and [`TraceContext::inject`]; see [`TraceState`] for how
-//! `tracestate` is read and when it is discarded.
+//! character) and the `random` trace flag of level 2; the key grammar is the one W3C's test
+//! suite checks at its default strictness. The crate's tests run the suite's 41 cases
+//! against a relay built on [`TraceContext::extract`] and [`TraceContext::inject`]; see
+//! [`TraceState`] for how `tracestate` is read and when it is discarded.
+//!
+//! W3C Baggage travels the same way: [`Baggage`] is read by `extract` and written by
+//! `inject`, and a [`BaggageVar`] declares a context variable that travels in it, so that a
+//! value set in one service is what `get` returns in the services it calls.
 //!
 //! # Examples
 //!
