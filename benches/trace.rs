@@ -6,11 +6,12 @@
 
 use std::hint::black_box;
 
-use contextvars::trace::{TraceContext, TraceParent, TraceState, parse_trace_id_header};
+use contextvars::trace::{Baggage, TraceContext, TraceParent, TraceState, parse_trace_id_header};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const TRACEPARENT: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACESTATE: &[u8] = b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,vendor@tenant=opaque-value";
+const BAGGAGE: &[u8] = b"tenant=acme,user=J%C3%BCrgen;pii,region=eu-west-1";
 
 fn traceparent(c: &mut Criterion) {
     let mut group = c.benchmark_group("traceparent");
@@ -27,10 +28,37 @@ fn traceparent(c: &mut Criterion) {
 fn other_headers(c: &mut Criterion) {
     let mut group = c.benchmark_group("headers");
     group.bench_function("tracestate/parse 3 members", |b| {
-        b.iter(|| TraceState::parse_headers([black_box(TRACESTATE)]));
+        b.iter(|| TraceState::extract([black_box(TRACESTATE)]));
     });
-    let state = TraceState::parse_headers([TRACESTATE]);
+    let full: String =
+        (0..32).map(|i| format!("vendor{i:02}=opaque-value-{i:02}")).collect::<Vec<_>>().join(",");
+    group.bench_function("tracestate/parse 32 members", |b| {
+        b.iter(|| TraceState::extract([black_box(full.as_bytes())]));
+    });
+    // What a client can make the parser do: refused at the 33rd member, or by the length.
+    let many: String = (0..3_000).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+    group.bench_function("tracestate/refuse 3k members (stops at the 33rd)", |b| {
+        b.iter(|| TraceState::extract([black_box(many.as_bytes())]));
+    });
+    let huge = "a=1,".repeat(1 << 18);
+    group.bench_function("tracestate/refuse 1 MB", |b| {
+        b.iter(|| TraceState::extract([black_box(huge.as_bytes())]));
+    });
+    let state = TraceState::extract([TRACESTATE]);
     group.bench_function("tracestate/format 3 members", |b| b.iter(|| black_box(&state).to_string()));
+    group.bench_function("baggage/parse 3 members", |b| {
+        b.iter(|| Baggage::extract([black_box(BAGGAGE)]));
+    });
+    let full: String = (0..64).map(|i| format!("key{i:02}=value-{i:02};prop")).collect::<Vec<_>>().join(",");
+    group.bench_function("baggage/parse 64 members", |b| {
+        b.iter(|| Baggage::extract([black_box(full.as_bytes())]));
+    });
+    let huge = "a=1,".repeat(1 << 18);
+    group.bench_function("baggage/1 MB (reads 8 KiB)", |b| {
+        b.iter(|| Baggage::extract([black_box(huge.as_bytes())]));
+    });
+    let baggage = Baggage::extract([BAGGAGE]);
+    group.bench_function("baggage/format 3 members", |b| b.iter(|| black_box(&baggage).to_string()));
     group.bench_function("x-trace-id/check 36 bytes", |b| {
         b.iter(|| parse_trace_id_header(black_box(b"7c9e6679-7425-40de-944b-e07fc1f90ae7")));
     });
@@ -39,15 +67,14 @@ fn other_headers(c: &mut Criterion) {
 
 fn context(c: &mut Criterion) {
     let mut group = c.benchmark_group("trace_context");
-    group.bench_function("from_header_values/traceparent+tracestate", |b| {
+    group.bench_function("extract/pairs traceparent+tracestate", |b| {
         b.iter(|| {
-            TraceContext::from_header_values(black_box([
-                ("traceparent", TRACEPARENT),
-                ("tracestate", TRACESTATE),
-            ]))
+            TraceContext::extract(black_box(&[("traceparent", TRACEPARENT), ("tracestate", TRACESTATE)]))
         });
     });
     group.bench_function("new_root (random ids)", |b| b.iter(TraceContext::new_root));
+    // The fork check reads the process id once per id generated.
+    group.bench_function("std::process::id (the fork check)", |b| b.iter(std::process::id));
     #[cfg(feature = "http")]
     {
         use http::HeaderMap;
@@ -77,14 +104,14 @@ fn context(c: &mut Criterion) {
     group.finish();
 }
 
-/// What `TraceService::call` adds to a request, against the same service called bare: the
+/// What `TraceContextService::call` adds to a request, against the same service called bare: the
 /// service answers at once, so the difference is the layer's own cost per request.
 #[cfg(feature = "tower")]
 fn layer(c: &mut Criterion) {
     use std::convert::Infallible;
     use std::future::{Ready, ready};
 
-    use contextvars::trace::TraceLayer;
+    use contextvars::trace::TraceContextLayer;
     use http::{Request, Response};
     use tower::{Layer, Service};
 
@@ -107,15 +134,15 @@ fn layer(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         );
     });
-    let mut traced = TraceLayer::new().layer(tower::service_fn(handler));
-    group.bench_function("call/with TraceLayer (traceparent)", |b| {
+    let mut traced = TraceContextLayer::new().layer(tower::service_fn(handler));
+    group.bench_function("call/with TraceContextLayer (traceparent)", |b| {
         b.iter_batched(
             request,
             |r| futures::executor::block_on(traced.call(r)),
             criterion::BatchSize::SmallInput,
         );
     });
-    group.bench_function("call/with TraceLayer (no headers)", |b| {
+    group.bench_function("call/with TraceContextLayer (no headers)", |b| {
         let empty = || Request::get("/").body(()).expect("request");
         b.iter_batched(
             empty,

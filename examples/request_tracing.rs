@@ -1,11 +1,16 @@
 //! Request tracing end to end: a hyper server on smol (no Tokio), a few hundred concurrent
 //! keep-alive requests with and without trace headers, and every log line checked.
 //!
-//! Each request goes through `TraceLayer`, which picks its trace ID (`X-Trace-ID`, else the
+//! Each request goes through `TraceContextLayer`, which picks its trace ID (`X-Trace-ID`, else the
 //! W3C `traceparent`, else a new UUID). The handler awaits, spawns a subtask, runs blocking
 //! work on smol's thread pool through `Context::wrap`, and calls a second local service with
 //! the propagated headers; every log line, in both services, shows the ID through the `log`
 //! facade without the handler passing it along.
+//!
+//! Every request also carries a tenant in W3C baggage: the front service's layer sets the
+//! `TENANT` context variable from it, and the client layer on its call to the second service
+//! sends it on, where that service's layer sets it again. Every log line shows the tenant
+//! too, and the summary counts lines that lost it or show another request's.
 //!
 //! The same load then runs against a copy of the service that keeps the ID in a plain
 //! `thread_local!`, to show what goes wrong without context variables.
@@ -20,21 +25,29 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use contextvars::trace::{CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceLayer};
-use contextvars::{Context, FutureExt};
+use contextvars::trace::{
+    BaggageVar, CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceContextClientLayer,
+    TraceContextLayer, TravellingVar,
+};
+use contextvars::{Context, ContextVar, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::service::TowerToHyperService;
 use smol::net::{TcpListener, TcpStream};
 use smol_hyper::rt::FuturesIo;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 
 const CONNECTIONS: usize = 64;
 const REQUESTS_PER_CONNECTION: usize = 5;
 
 /// The executor everything runs on: smol's, with two worker threads.
 static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
+
+/// The tenant a request works for: set from the request's baggage by the layer, sent on to
+/// the services it calls by the client layer.
+static TENANT: ContextVar<String> = ContextVar::new("tenant");
+static TRAVELLING: [&dyn TravellingVar; 1] = [&BaggageVar::string("tenant", &TENANT)];
 
 // ---------------------------------------------------------------------------------------
 // Logging: a `log::Log` that keeps every line, formatted with the current trace ID.
@@ -48,6 +61,8 @@ thread_local! {
 struct Line {
     /// The ID the line was logged with (`no-trace` when there was none).
     trace_id: String,
+    /// The tenant the line was logged with.
+    tenant: Option<String>,
     /// The request number the handler logged it for (every handler line says `req=N`).
     request: Option<usize>,
     text: String,
@@ -70,9 +85,11 @@ impl log::Log for Logger {
         } else {
             LEAKY_ID.with(|id| id.borrow().clone()).unwrap_or_else(|| NO_TRACE.to_string())
         };
-        let text = format!("{:<5} trace_id={trace_id} {}", record.level(), record.args());
+        let tenant = TENANT.get();
+        let shown = tenant.as_deref().unwrap_or("-");
+        let text = format!("{:<5} trace_id={trace_id} tenant={shown} {}", record.level(), record.args());
         let request = text.split("req=").nth(1).and_then(|rest| rest.split(' ').next()?.parse().ok());
-        self.lines.lock().expect("log lock").push(Line { trace_id, request, text });
+        self.lines.lock().expect("log lock").push(Line { trace_id, tenant, request, text });
     }
 
     fn flush(&self) {}
@@ -92,8 +109,9 @@ type Body = Full<Bytes>;
 async fn inventory(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let number = request.uri().path().trim_start_matches("/stock/").to_string();
     log::info!("req={number} inventory: looking up stock");
-    let trace = TraceContext::current().expect("TraceLayer sets the trace");
-    let body = format!("{} {}", trace.trace_id(), trace.w3c_trace_id());
+    let trace = TraceContext::current().expect("TraceContextLayer sets the trace");
+    let body =
+        format!("{} {} {}", trace.correlation_id(), trace.trace_id(), TENANT.get().unwrap_or_default());
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
@@ -116,14 +134,24 @@ async fn checkout(request: Request<Incoming>, downstream: SocketAddr) -> Result<
     smol::unblock(Context::current().wrap(move || log::info!("req={n} checkout: blocking work on the pool")))
         .await;
 
-    // A call to the downstream service with the propagated headers.
-    let downstream_answer = call(downstream, &format!("/stock/{number}"), |headers| {
-        TraceContext::current().expect("inside a request").inject(headers);
-    })
-    .await;
+    // A call to the downstream service through the client layer, which adds the trace's
+    // headers and the tenant's baggage.
+    let client = TraceContextClientLayer::new().baggage_vars(&TRAVELLING).layer(tower::service_fn(
+        move |request: Request<Empty<Bytes>>| async move {
+            let stream = TcpStream::connect(downstream).await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await?;
+            EXECUTOR.spawn(connection).detach();
+            let response = sender.send_request(request).await?;
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(String::from_utf8_lossy(&body).into_owned())
+        },
+    ));
+    let request = Request::get(format!("/stock/{number}")).header("host", "localhost").body(Empty::new());
+    let downstream_answer = client.oneshot(request.expect("request")).await.ok();
     log::info!("req={number} checkout: inventory answered");
 
-    let body = downstream_answer.map(|(_, body)| body).unwrap_or_default();
+    let body = downstream_answer.unwrap_or_default();
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
@@ -151,12 +179,13 @@ async fn checkout_thread_local(request: Request<Incoming>) -> Result<Response<Bo
 }
 
 /// Accepts connections forever, serving each with `make_service`'s service.
-async fn serve<S>(listener: TcpListener, make_service: impl Fn() -> S + Send + 'static)
+async fn serve<S, B>(listener: TcpListener, make_service: impl Fn() -> S + Send + 'static)
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Send
         + 'static,
     S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
 {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
@@ -171,19 +200,6 @@ where
             })
             .detach();
     }
-}
-
-/// Sends one GET over a new connection; returns the response's `x-trace-id` and body.
-async fn call(
-    address: SocketAddr,
-    path: &str,
-    headers: impl FnOnce(&mut hyper::HeaderMap),
-) -> Option<(Option<String>, String)> {
-    let stream = TcpStream::connect(address).await.ok()?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(FuturesIo::new(stream)).await.ok()?;
-    EXECUTOR.spawn(connection).detach();
-    send(&mut sender, path, headers).await
 }
 
 async fn send(
@@ -213,6 +229,12 @@ enum Headers {
 }
 
 fn headers_for(request: usize) -> (Headers, Vec<(&'static str, String)>) {
+    let (kind, mut headers) = trace_headers_for(request);
+    headers.push(("baggage", format!("tenant=t{request},unrelated=kept")));
+    (kind, headers)
+}
+
+fn trace_headers_for(request: usize) -> (Headers, Vec<(&'static str, String)>) {
     match request % 5 {
         0 => (Headers::PinnedId, vec![("x-trace-id", format!("client-{request}"))]),
         1 => (
@@ -294,14 +316,16 @@ async fn run() -> usize {
     let (inventory_listener, inventory_address) = listener();
     EXECUTOR
         .spawn(serve(inventory_listener, || {
-            TowerToHyperService::new(TraceLayer::new().layer(tower::service_fn(inventory)))
+            TowerToHyperService::new(
+                TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(tower::service_fn(inventory)),
+            )
         }))
         .detach();
     let (front_listener, front_address) = listener();
     EXECUTOR
         .spawn(serve(front_listener, move || {
             let handler = tower::service_fn(move |request| checkout(request, inventory_address));
-            TowerToHyperService::new(TraceLayer::new().layer(handler))
+            TowerToHyperService::new(TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler))
         }))
         .detach();
 
@@ -346,6 +370,11 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
             downstream_id == echoed,
             format!("request {}: downstream saw {downstream_id:?}", outcome.request),
         );
+        let downstream_tenant = outcome.body.split(' ').nth(2).unwrap_or_default();
+        check(
+            downstream_tenant == format!("t{}", outcome.request),
+            format!("request {}: downstream saw tenant {downstream_tenant:?}", outcome.request),
+        );
         match outcome.kind {
             Headers::PinnedId | Headers::TraceParent => preserved += 1,
             Headers::Nothing | Headers::Garbage => generated += 1,
@@ -358,9 +387,9 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
         format!("{} distinct IDs for {} requests", distinct.len(), outcomes.len()),
     );
 
-    // Each log line: inside a request, never the sentinel, never another request's ID.
-    let mut sentinel_inside = 0;
-    let mut leaks = 0;
+    // Each log line: inside a request, never the sentinel, never another request's ID; and
+    // the same for its tenant.
+    let (mut sentinel_inside, mut leaks, mut tenant_lost, mut tenant_foreign) = (0, 0, 0, 0);
     for line in lines {
         let Some(request) = line.request else { continue };
         if line.trace_id == NO_TRACE {
@@ -368,13 +397,20 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
         } else if id_of.get(&request) != Some(&line.trace_id) {
             leaks += 1;
         }
+        match &line.tenant {
+            None => tenant_lost += 1,
+            Some(tenant) if *tenant != format!("t{request}") => tenant_foreign += 1,
+            Some(_) => {}
+        }
     }
     let expected_lines = outcomes.len() * 6;
     check(lines.len() == expected_lines, format!("{} log lines, expected {expected_lines}", lines.len()));
     check(sentinel_inside == 0, format!("{sentinel_inside} lines inside a request without an ID"));
     check(leaks == 0, format!("{leaks} lines with another request's ID"));
+    check(tenant_lost == 0, format!("{tenant_lost} lines inside a request without a tenant"));
+    check(tenant_foreign == 0, format!("{tenant_foreign} lines with another request's tenant"));
 
-    println!("== with contextvars: hyper on smol, TraceLayer, the log facade ==");
+    println!("== with contextvars: hyper on smol, TraceContextLayer, the log facade ==");
     println!("sample (request 1 sent a traceparent, request 3 garbage headers):");
     for line in lines.iter().filter(|l| matches!(l.request, Some(1 | 3))) {
         println!("  {}", line.text);
@@ -386,6 +422,8 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
     println!("IDs generated                     {generated}");
     println!("lines inside a request, no ID     {sentinel_inside}");
     println!("lines with another request's ID   {leaks}");
+    println!("lines inside a request, no tenant {tenant_lost}");
+    println!("lines with another's tenant       {tenant_foreign}");
     println!();
     failures
 }

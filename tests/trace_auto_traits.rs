@@ -17,6 +17,11 @@ fn trace_types_are_send_sync_and_unpin() {
     send_sync_unpin::<SpanId>();
     send_sync_unpin::<TraceFlags>();
     send_sync_unpin::<TraceState>();
+    send_sync_unpin::<Baggage>();
+    send_sync_unpin::<BaggageError>();
+    send_sync_unpin::<BaggageVar<String>>();
+    send_sync_unpin::<&'static dyn TravellingVar>();
+    send_sync_unpin::<CurrentValue<String>>();
     send_sync_unpin::<TraceParentError>();
     send_sync_unpin::<ParseIdError>();
     send_sync_unpin::<TraceStateError>();
@@ -26,22 +31,31 @@ fn trace_types_are_send_sync_and_unpin() {
 #[cfg(feature = "tower")]
 #[test]
 fn layer_types_follow_their_inner_service() {
-    use contextvars::trace::{ResponseFuture, TraceLayer, TraceService};
+    use contextvars::trace::{TraceContextFuture, TraceContextLayer, TraceContextService};
     fn send<T: Send>() {}
-    send_sync_unpin::<TraceLayer>();
-    send_sync_unpin::<TraceService<()>>();
-    send_sync_unpin::<ResponseFuture<std::future::Ready<()>>>();
-    send::<ResponseFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
+    send_sync_unpin::<TraceContextLayer>();
+    send_sync_unpin::<TraceContextService<()>>();
+    send_sync_unpin::<TraceContextFuture<std::future::Ready<()>>>();
+    send_sync_unpin::<contextvars::trace::TraceContextBody<String>>();
+    send_sync_unpin::<contextvars::trace::TraceContextClientLayer>();
+    send_sync_unpin::<contextvars::trace::TraceContextClient<()>>();
+    send::<TraceContextFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
 }
 
 #[cfg(feature = "log")]
 #[test]
 fn log_types_are_send_and_sync() {
-    use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture, TraceIdLogger};
+    use contextvars::trace::log::TraceIdLogger;
+    send_sync_unpin::<TraceIdLogger<env_logger::Logger>>();
+}
+
+#[cfg(feature = "test-util")]
+#[test]
+fn test_util_types_are_send_and_sync() {
+    use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture};
     send_sync_unpin::<LogCapture>();
     send_sync_unpin::<CapturedRecord>();
     send_sync_unpin::<CaptureError>();
-    send_sync_unpin::<TraceIdLogger<LogCapture>>();
 }
 
 #[cfg(feature = "tracing")]
@@ -49,4 +63,10 @@ fn log_types_are_send_and_sync() {
 fn tracing_types_are_send_and_sync() {
     use contextvars::trace::tracing::TraceIdFormat;
     send_sync_unpin::<TraceIdFormat<tracing_subscriber::fmt::format::Format>>();
+}
+
+#[cfg(feature = "opentelemetry")]
+#[test]
+fn opentelemetry_types_are_send_and_sync() {
+    send_sync_unpin::<contextvars::trace::opentelemetry::W3cPropagator>();
 }

@@ -1,10 +1,10 @@
-//! `TraceLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
+//! `TraceContextLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
 //! Tokio. Thousands of requests over keep-alive connections with mixed headers; every
 //! response must carry the ID its request should get, and every log line the handler emits
 //! (after an await, in a spawned task, on a blocking pool, in a downstream service) must
 //! carry that same ID and no other.
 
-#![cfg(all(feature = "tower", feature = "http", feature = "log"))]
+#![cfg(all(feature = "tower", feature = "http", feature = "test-util"))]
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use contextvars::trace::log::{CapturedRecord, LogCapture};
-use contextvars::trace::{TraceContext, TraceLayer};
+use contextvars::trace::{TraceContext, TraceContextLayer};
 use contextvars::{Context, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -164,18 +164,22 @@ mod on_smol {
             .unwrap();
         TraceContext::current().unwrap().inject(call.headers_mut());
         let answer = sender.send_request(call).await.unwrap();
-        assert_eq!(answer.headers()["x-trace-id"], TraceContext::current().unwrap().trace_id().as_str());
+        assert_eq!(
+            answer.headers()["x-trace-id"],
+            TraceContext::current().unwrap().correlation_id().as_str()
+        );
 
-        let id = TraceContext::current().unwrap().trace_id().to_string();
+        let id = TraceContext::current().unwrap().correlation_id().to_string();
         Ok(Response::new(Full::new(Bytes::from(id))))
     }
 
-    async fn serve<S>(listener: TcpListener, make_service: impl Fn() -> S)
+    async fn serve<S, B>(listener: TcpListener, make_service: impl Fn() -> S)
     where
-        S: hyper::service::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
             + Send
             + 'static,
         S::Future: Send + 'static,
+        B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
     {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
@@ -208,7 +212,7 @@ mod on_smol {
             let down_server = EXECUTOR.spawn(serve(down, move || {
                 let seen = Arc::clone(&down_seen);
                 let service = tower::service_fn(move |r| downstream(&r, &seen));
-                hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+                hyper_util::service::TowerToHyperService::new(TraceContextLayer::new().layer(service))
             }));
 
             let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -217,7 +221,7 @@ mod on_smol {
             let front_server = EXECUTOR.spawn(serve(front, move || {
                 let seen = Arc::clone(&front_seen);
                 let service = tower::service_fn(move |r| handler(r, Arc::clone(&seen), down_address));
-                hyper_util::service::TowerToHyperService::new(TraceLayer::new().layer(service))
+                hyper_util::service::TowerToHyperService::new(TraceContextLayer::new().layer(service))
             }));
 
             let clients: Vec<_> = (0..CONNECTIONS)
@@ -297,11 +301,11 @@ mod on_tokio {
                         )
                         .await
                         .unwrap();
-                        TraceContext::current().unwrap().trace_id().to_string()
+                        TraceContext::current().unwrap().correlation_id().to_string()
                     }
                 }),
             )
-            .layer(TraceLayer::new());
+            .layer(TraceContextLayer::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -346,8 +350,8 @@ mod in_process {
 
     #[test]
     fn errors_pass_through_and_nothing_leaks_to_the_caller() {
-        let mut service = TraceLayer::new().layer(tower::service_fn(|_: Request<()>| {
-            let seen = TraceContext::current().map(|t| t.trace_id().to_string());
+        let mut service = TraceContextLayer::new().layer(tower::service_fn(|_: Request<()>| {
+            let seen = TraceContext::current().map(|t| t.correlation_id().to_string());
             ready(Err::<Response<()>, _>(seen))
         }));
         futures::executor::block_on(async {
@@ -366,7 +370,7 @@ mod in_process {
             response.headers_mut().insert("x-trace-id", "set-by-handler".parse().unwrap());
             ready(Ok(response))
         }
-        let mut service = TraceLayer::new().layer(tower::service_fn(handler));
+        let mut service = TraceContextLayer::new().layer(tower::service_fn(handler));
         futures::executor::block_on(async {
             let request = Request::get("/").header("x-trace-id", "pinned-2").body(()).unwrap();
             let response = service.ready().await.unwrap().call(request).await.unwrap();
@@ -377,5 +381,188 @@ mod in_process {
             let echoed = response.headers()["x-trace-id"].to_str().unwrap();
             assert!(echoed.len() == 32 && echoed != "set-by-handler", "{echoed}");
         });
+    }
+
+    #[test]
+    fn a_forged_no_trace_id_is_refused_and_not_echoed() {
+        let mut service = TraceContextLayer::new().layer(tower::service_fn(|_: Request<()>| {
+            let seen = contextvars::trace::CurrentTraceId.to_string();
+            ready(Ok::<_, Infallible>(Response::new(seen)))
+        }));
+        futures::executor::block_on(async {
+            let request = Request::get("/").header("x-trace-id", "no-trace").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            let echoed = response.headers()["x-trace-id"].to_str().unwrap().to_string();
+            assert!(is_generated(&echoed), "{echoed}");
+            assert_eq!(
+                response.into_body().into_inner(),
+                echoed,
+                "the handler's lines carry the generated ID"
+            );
+        });
+    }
+
+    /// A streamed body (server-sent events, chunked) whose frames log while they are polled,
+    /// after the handler has returned and outside its future.
+    #[test]
+    fn every_frame_of_a_streamed_body_carries_the_id() {
+        use futures::StreamExt;
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+
+        let handler = |_: Request<()>| {
+            let frames = futures::stream::iter(0..3).map(|i| {
+                let line = format!("frame {i} trace_id={}\n", contextvars::trace::CurrentTraceId);
+                Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
+            });
+            ready(Ok::<_, Infallible>(Response::new(StreamBody::new(frames))))
+        };
+        let mut service = TraceContextLayer::new().layer(tower::service_fn(handler));
+        futures::executor::block_on(async {
+            let request = Request::get("/events").header("x-trace-id", "sse-7").body(()).unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            assert!(!TRACE_CONTEXT.is_set());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "frame 0 trace_id=sse-7\nframe 1 trace_id=sse-7\nframe 2 trace_id=sse-7\n");
+            assert!(!TRACE_CONTEXT.is_set(), "polling the body leaks nothing");
+        });
+    }
+
+    /// A body's destructor runs in the request's context too.
+    #[test]
+    fn a_dropped_body_sees_the_id() {
+        struct LogsOnDrop(Arc<std::sync::Mutex<Option<String>>>);
+        impl Drop for LogsOnDrop {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(contextvars::trace::CurrentTraceId.to_string());
+            }
+        }
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let body_seen = Arc::clone(&seen);
+        let handler = move |_: Request<()>| {
+            let guard = LogsOnDrop(Arc::clone(&body_seen));
+            let body = Full::new(Bytes::from_static(b"x")).map_err(move |e| {
+                let _ = &guard;
+                e
+            });
+            ready(Ok::<_, Infallible>(Response::new(body)))
+        };
+        let service = TraceContextLayer::new().layer(tower::service_fn(handler));
+        let request = Request::get("/").header("x-trace-id", "dropped-1").body(()).unwrap();
+        let response = futures::executor::block_on(service.oneshot(request)).unwrap();
+        drop(response);
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("dropped-1"));
+    }
+
+    /// The layer must be the outermost: a middleware outside it logs `no-trace`, one inside
+    /// logs the request's ID.
+    #[test]
+    fn middleware_outside_the_layer_sees_no_trace_and_inside_sees_the_id() {
+        use contextvars::trace::{CurrentTraceId, NO_TRACE};
+
+        #[derive(Clone)]
+        struct AccessLog<S> {
+            inner: S,
+            lines: Arc<std::sync::Mutex<Vec<String>>>,
+            name: &'static str,
+        }
+        impl<S: Service<Request<()>>> Service<Request<()>> for AccessLog<S> {
+            type Response = S::Response;
+            type Error = S::Error;
+            type Future = S::Future;
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), S::Error>> {
+                self.inner.poll_ready(cx)
+            }
+            fn call(&mut self, request: Request<()>) -> S::Future {
+                self.lines.lock().unwrap().push(format!(
+                    "{} {} trace_id={CurrentTraceId}",
+                    self.name,
+                    request.uri()
+                ));
+                self.inner.call(request)
+            }
+        }
+        struct AccessLogLayer(Arc<std::sync::Mutex<Vec<String>>>, &'static str);
+        impl<S> Layer<S> for AccessLogLayer {
+            type Service = AccessLog<S>;
+            fn layer(&self, inner: S) -> AccessLog<S> {
+                AccessLog { inner, lines: Arc::clone(&self.0), name: self.1 }
+            }
+        }
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let access_log = |name: &'static str| AccessLogLayer(Arc::clone(&lines), name);
+        let handler = tower::service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
+        let service = tower::ServiceBuilder::new()
+            .layer(access_log("outside"))
+            .layer(TraceContextLayer::new())
+            .layer(access_log("inside"))
+            .service(handler);
+        let request = Request::get("/order").header("x-trace-id", "order-9").body(()).unwrap();
+        futures::executor::block_on(service.oneshot(request)).unwrap();
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [format!("outside /order trace_id={NO_TRACE}"), "inside /order trace_id=order-9".to_string()]
+        );
+    }
+
+    #[test]
+    fn configuration_header_name_trust_and_echo() {
+        use contextvars::trace::IdSource;
+
+        let handler = || {
+            tower::service_fn(|_: Request<()>| {
+                let trace = TraceContext::current().unwrap();
+                ready(Ok::<_, Infallible>(Response::new((
+                    trace.correlation_id().to_string(),
+                    trace.source(),
+                ))))
+            })
+        };
+        let call = |layer: TraceContextLayer, headers: &[(&str, &str)]| {
+            let mut request = Request::get("/");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response =
+                futures::executor::block_on(layer.layer(handler()).oneshot(request.body(()).unwrap()))
+                    .unwrap();
+            let (parts, body) = response.into_parts();
+            (parts.headers, body.into_inner())
+        };
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+        // Another header name: read and echoed there, x-trace-id ignored.
+        let request_id = TraceContextLayer::new().id_header(http::HeaderName::from_static("x-request-id"));
+        let (headers, (id, source)) =
+            call(request_id.clone(), &[("x-request-id", "req-1"), ("x-trace-id", "other")]);
+        assert_eq!((id.as_str(), source), ("req-1", IdSource::Header));
+        assert_eq!(headers["x-request-id"], "req-1");
+        assert!(headers.get("x-trace-id").is_none());
+        let (_, (id, _)) = call(request_id, &[("x-trace-id", "other")]);
+        assert_ne!(id, "other");
+
+        // Untrusted: every incoming header ignored.
+        let edge = TraceContextLayer::new().trust_incoming(false);
+        let (headers, (id, source)) = call(edge, &[("x-trace-id", "pinned"), ("traceparent", tp)]);
+        assert_eq!(source, IdSource::Generated);
+        assert!(is_generated(&id) && !id.contains("4bf92f35"), "{id}");
+        assert_eq!(headers["x-trace-id"], id.as_str());
+
+        // No echo.
+        let (headers, (id, _)) = call(TraceContextLayer::new().echo(false), &[("x-trace-id", "quiet")]);
+        assert_eq!(id, "quiet");
+        assert!(headers.get("x-trace-id").is_none());
+    }
+
+    #[test]
+    fn the_wrapped_service_is_reachable() {
+        let handler = tower::service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
+        let mut service = TraceContextLayer::new().layer((handler, 7_u8));
+        assert_eq!(service.get_ref().1, 7);
+        service.get_mut().1 = 8;
+        assert_eq!(service.into_inner().1, 8);
     }
 }

@@ -1,7 +1,7 @@
 //! The trace ID in log output: `env_logger` through the `log` facade, `tracing-subscriber`'s
 //! fmt output, and the capture that users' tests run to catch lost or mixed IDs.
 
-#![cfg(all(feature = "log", feature = "tracing"))]
+#![cfg(all(feature = "test-util", feature = "tracing"))]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -59,8 +59,8 @@ fn env_logger_format_reads_the_id_at_each_record() {
         buffer.lines(),
         [
             format!("trace_id={NO_TRACE} starting"),
-            format!("trace_id={} handling", first.trace_id()),
-            format!("trace_id={} handling", second.trace_id()),
+            format!("trace_id={} handling", first.correlation_id()),
+            format!("trace_id={} handling", second.correlation_id()),
             format!("trace_id={NO_TRACE} idle"),
         ]
     );
@@ -78,7 +78,7 @@ fn trace_id_logger_prefixes_any_logger() {
     let keyed = TraceIdLogger::new(env_logger::Builder::new().build()).with_key("request");
     assert!(format!("{keyed:?}").contains("request"));
 
-    let trace = TraceContext::from_header_values([("x-trace-id", &b"abc-1"[..])]);
+    let trace = TraceContext::extract(&[("x-trace-id", &b"abc-1"[..])]);
     trace.scope(|| emit(&logger, "inside"));
     emit(&logger, "outside");
     assert_eq!(buffer.lines(), ["INFO trace_id=abc-1 inside", "INFO trace_id=no-trace outside"]);
@@ -92,7 +92,7 @@ fn tracing_subscriber_fmt_shows_the_id() {
         .event_format(TraceIdFormat::new(tracing_subscriber::fmt::format().without_time().with_target(false)))
         .with_writer(move || writer.clone())
         .finish();
-    let trace = TraceContext::from_header_values([("x-trace-id", &b"abc-2"[..])]);
+    let trace = TraceContext::extract(&[("x-trace-id", &b"abc-2"[..])]);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("outside");
         trace.clone().scope(|| tracing::info!(items = 3, "inside"));
@@ -168,8 +168,8 @@ fn capture_catches_a_request_logging_two_ids() {
         error,
         CaptureError::MixedIds {
             message: "req=b done".into(),
-            first: first.trace_id().to_string(),
-            second: second.trace_id().to_string(),
+            first: first.correlation_id().to_string(),
+            second: second.correlation_id().to_string(),
         }
     );
     assert!(error.to_string().starts_with("request logged with trace id "));
@@ -182,10 +182,105 @@ fn installed_capture_sees_the_log_macros() {
         std::ptr::eq(capture, LogCapture::install().unwrap()),
         "installing twice returns the same capture"
     );
-    let trace = TraceContext::from_header_values([("x-trace-id", &b"macro-test"[..])]);
+    let trace = TraceContext::extract(&[("x-trace-id", &b"macro-test"[..])]);
     trace.scope(|| log::warn!("req=macro-test via the facade"));
     let mine: Vec<CapturedRecord> =
         capture.records().into_iter().filter(|r| r.message.starts_with("req=macro-test")).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!((mine[0].level, mine[0].trace_id.as_deref()), (log::Level::Warn, Some("macro-test")));
+}
+
+/// A record's message and key-values.
+type Seen = (String, Vec<(String, String)>);
+
+/// A logger that keeps each record's message and key-values.
+#[derive(Default)]
+struct KeyValues(std::sync::Mutex<Vec<Seen>>);
+
+impl Log for KeyValues {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        struct Collect(Vec<(String, String)>);
+        impl<'kvs> log::kv::VisitSource<'kvs> for Collect {
+            fn visit_pair(
+                &mut self,
+                key: log::kv::Key<'kvs>,
+                value: log::kv::Value<'kvs>,
+            ) -> Result<(), log::kv::Error> {
+                self.0.push((key.to_string(), value.to_string()));
+                Ok(())
+            }
+        }
+        let mut pairs = Collect(Vec::new());
+        record.key_values().visit(&mut pairs).unwrap();
+        self.0.lock().unwrap().push((record.args().to_string(), pairs.0));
+    }
+
+    fn flush(&self) {}
+}
+
+static TENANT: contextvars::ContextVar<String> = contextvars::ContextVar::new("tenant");
+
+#[test]
+fn trace_id_logger_keeps_key_values_and_shows_any_variable() {
+    let logger = TraceIdLogger::new(KeyValues::default()).with_var("tenant", &TENANT);
+    let trace = TraceContext::extract(&[("x-trace-id", "kv-1")]);
+    trace.scope(|| {
+        TENANT.scope("acme".to_string(), || {
+            logger.log(&log::Record::builder().args(format_args!("paid")).key_values(&[("user", 5)]).build());
+        });
+    });
+    logger.log(&log::Record::builder().args(format_args!("idle")).build());
+    let seen = logger.get_ref().0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("trace_id=kv-1 tenant=acme paid".to_string(), vec![("user".to_string(), "5".to_string())]),
+            ("trace_id=no-trace tenant=- idle".to_string(), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn json_lines_stay_valid_json_with_the_id_as_a_field() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let format = tracing_subscriber::fmt::format().json().without_time();
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(TraceIdFormat::new(format).with_var("tenant", &TENANT))
+        .with_writer(move || writer.clone())
+        .finish();
+    let trace = TraceContext::extract(&[("x-trace-id", "json\"1\\")]);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("outside");
+        trace.scope(|| TENANT.scope("acme".into(), || tracing::info!(user = 5, "inside")));
+    });
+    let lines = buffer.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(parsed[0]["trace_id"], "no-trace");
+    assert_eq!(parsed[0]["tenant"], "-");
+    assert_eq!(parsed[0]["fields"]["message"], "outside");
+    assert_eq!(parsed[1]["trace_id"], "json\"1\\");
+    assert_eq!(parsed[1]["tenant"], "acme");
+    assert_eq!(parsed[1]["fields"]["user"], 5);
+    assert_eq!(parsed[1]["level"], "INFO");
+}
+
+#[test]
+fn ids_honour_width_and_alignment() {
+    use contextvars::trace::{CurrentTraceId, CurrentValue};
+    let trace = TraceContext::extract(&[("x-trace-id", "w-1")]);
+    assert_eq!(format!("[{CurrentTraceId:>10}]"), "[  no-trace]");
+    assert_eq!(format!("[{:<6}]", trace.correlation_id()), "[w-1   ]");
+    trace.scope(|| assert_eq!(format!("[{CurrentTraceId:^7}]"), "[  w-1  ]"));
+    let tenant = CurrentValue::new(&TENANT);
+    TENANT.scope("acme".into(), || assert_eq!(format!("[{tenant:>6}]"), "[  acme]"));
+    assert_eq!(format!("[{tenant:>3}]"), "[  -]");
 }

@@ -70,13 +70,36 @@ proptest! {
     #[test]
     fn tracestate_round_trips(members in proptest::collection::btree_map(key(), value(), 0..=32)) {
         let header = members.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ,\t");
-        let state = TraceState::parse_headers([header.as_bytes()]);
+        let state = TraceState::extract([header.as_bytes()]);
         prop_assert_eq!(state.len(), members.len());
         for (k, v) in &members {
             prop_assert_eq!(state.get(k), Some(v.as_str()));
         }
-        let again = TraceState::parse_headers([state.to_string().as_bytes()]);
+        let again = TraceState::extract([state.to_string().as_bytes()]);
         prop_assert_eq!(again, state);
+    }
+
+    #[test]
+    fn baggage_output_is_clean_and_round_trips(a in header_like(), b in header_like()) {
+        let baggage = contextvars::trace::Baggage::extract([&a[..], &b[..]]);
+        prop_assert!(baggage.len() <= contextvars::trace::MAX_BAGGAGE_MEMBERS);
+        let text = baggage.to_string();
+        prop_assert!(text.len() <= contextvars::trace::MAX_BAGGAGE_LEN);
+        prop_assert!(text.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", text);
+        prop_assert_eq!(contextvars::trace::Baggage::extract([text.as_bytes()]), baggage);
+    }
+
+    #[test]
+    fn baggage_members_round_trip(members in proptest::collection::btree_map("[a-zA-Z0-9!#$&'*+.^_|~-]{1,12}", "\\PC{0,20}", 0..=24)) {
+        let mut baggage = contextvars::trace::Baggage::new();
+        for (key, value) in &members {
+            baggage = baggage.with(key, value).unwrap();
+        }
+        let again = contextvars::trace::Baggage::extract([baggage.to_string().as_bytes()]);
+        prop_assert_eq!(again.len(), members.len());
+        for (key, value) in &members {
+            prop_assert_eq!(again.get(key), Some(value.as_str()));
+        }
     }
 
     #[test]
@@ -94,33 +117,35 @@ proptest! {
             prop_assert!(parent.is_valid());
             prop_assert_eq!(TraceParent::parse(parent.to_string().as_bytes()), Ok(parent));
         }
-        let _ = TraceParent::parse_all([&a[..], &b[..]]);
+        let _ = TraceParent::extract([&a[..], &b[..]]);
 
-        let state = TraceState::parse_headers([&a[..], &b[..], &c[..]]);
+        let state = TraceState::extract([&a[..], &b[..], &c[..]]);
         prop_assert!(state.len() <= 32);
         let text = state.to_string();
         prop_assert!(is_printable(&text), "{:?}", text);
-        prop_assert_eq!(TraceState::parse_headers([text.as_bytes()]), state);
+        prop_assert_eq!(TraceState::extract([text.as_bytes()]), state);
 
         if let Ok(id) = check_trace_id_header(&a) {
             prop_assert!(!id.is_empty() && id.len() <= 128);
             prop_assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
         }
 
-        let trace = TraceContext::from_header_values([
+        let trace = TraceContext::extract(&[
             ("x-trace-id", &a[..]),
             ("traceparent", &b[..]),
             ("tracestate", &c[..]),
             ("tracestate", &a[..]),
         ]);
-        let id = trace.trace_id().as_str();
+        let id = trace.correlation_id().as_str();
         prop_assert!(!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
-        for (name, value) in trace.outgoing_headers() {
-            prop_assert!(is_printable(&value), "{}: {:?}", name, value);
+        let mut outgoing = Vec::new();
+        trace.inject(&mut outgoing);
+        for (name, value) in &outgoing {
+            prop_assert!(is_printable(value), "{}: {:?}", name, value);
         }
-        let next = TraceContext::from_header_values(trace.outgoing_headers().iter().map(|(n, v)| (*n, v.as_bytes())));
+        let next = TraceContext::extract(&outgoing);
+        prop_assert_eq!(next.correlation_id(), trace.correlation_id());
         prop_assert_eq!(next.trace_id(), trace.trace_id());
-        prop_assert_eq!(next.w3c_trace_id(), trace.w3c_trace_id());
         prop_assert_eq!(next.tracestate(), trace.tracestate());
     }
 }
@@ -129,33 +154,29 @@ proptest! {
 fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
     use contextvars::trace::IdSource;
     let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
-    let both = TraceContext::from_header_values([("X-Trace-ID", &b"pinned"[..]), ("traceparent", tp)]);
-    assert_eq!((both.trace_id().as_str(), both.source()), ("pinned", IdSource::Header));
-    assert_eq!(both.w3c_trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    let both = TraceContext::extract(&[("X-Trace-ID", &b"pinned"[..]), ("traceparent", tp)]);
+    assert_eq!((both.correlation_id().as_str(), both.source()), ("pinned", IdSource::Header));
+    assert_eq!(both.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 
-    let bad_pin = TraceContext::from_header_values([("x-trace-id", &b"a\nb"[..]), ("traceparent", tp)]);
+    let bad_pin = TraceContext::extract(&[("x-trace-id", &b"a\nb"[..]), ("traceparent", tp)]);
     assert_eq!(
-        (bad_pin.trace_id().as_str(), bad_pin.source()),
+        (bad_pin.correlation_id().as_str(), bad_pin.source()),
         ("4bf92f3577b34da6a3ce929d0e0e4736", IdSource::TraceParent)
     );
 
-    let two_pins = TraceContext::from_header_values([("x-trace-id", &b"a"[..]), ("x-trace-id", &b"b"[..])]);
+    let two_pins = TraceContext::extract(&[("x-trace-id", &b"a"[..]), ("x-trace-id", &b"b"[..])]);
     assert_eq!(two_pins.source(), IdSource::Generated);
 
-    let two_parents = TraceContext::from_header_values([
-        ("traceparent", tp),
-        ("traceparent", tp),
-        ("tracestate", &b"a=1"[..]),
-    ]);
+    let two_parents =
+        TraceContext::extract(&[("traceparent", tp), ("traceparent", tp), ("tracestate", &b"a=1"[..])]);
     assert_eq!(two_parents.source(), IdSource::Generated);
-    assert_ne!(two_parents.w3c_trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(two_parents.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(two_parents.tracestate().is_empty(), "tracestate is not parsed without a valid traceparent");
     assert!(two_parents.incoming_traceparent().is_none());
 
     // A pinned ID that is a valid trace-id also becomes the trace-id of the new trace.
-    let hex_pin =
-        TraceContext::from_header_values([("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
-    assert_eq!(hex_pin.w3c_trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    let hex_pin = TraceContext::extract(&[("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
+    assert_eq!(hex_pin.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
 
     let outgoing = both.outgoing_traceparent();
     assert_eq!(outgoing.version, 0);
@@ -165,7 +186,7 @@ fn extraction_follows_the_order_x_trace_id_then_traceparent_then_generated() {
 
 #[test]
 fn generated_ids_are_uuid_v4_as_32_lowercase_hex_digits() {
-    let ids: Vec<String> = (0..100).map(|_| TraceContext::new_root().trace_id().to_string()).collect();
+    let ids: Vec<String> = (0..100).map(|_| TraceContext::new_root().correlation_id().to_string()).collect();
     for id in &ids {
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{id}");
@@ -174,4 +195,93 @@ fn generated_ids_are_uuid_v4_as_32_lowercase_hex_digits() {
     }
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len());
+}
+
+#[test]
+fn the_no_trace_sentinel_cannot_be_pinned() {
+    use contextvars::trace::{CurrentTraceId, IdSource, NO_TRACE, parse_trace_id_header};
+    for forged in [NO_TRACE, "NO-TRACE", "No-Trace"] {
+        assert_eq!(parse_trace_id_header(forged.as_bytes()), None, "{forged}");
+        let trace = TraceContext::extract(&[("x-trace-id", forged.as_bytes())]);
+        assert_eq!(trace.source(), IdSource::Generated, "{forged}");
+        assert_ne!(trace.correlation_id().as_str().to_ascii_lowercase(), NO_TRACE);
+        // The request's lines are not mistaken for lines outside any request.
+        assert_ne!(trace.scope(|| CurrentTraceId.to_string()), NO_TRACE);
+    }
+    // Only the exact sentinel is refused.
+    assert_eq!(parse_trace_id_header(b"no-trace-1"), Some("no-trace-1"));
+}
+
+#[test]
+fn logs_and_propagation_follow_one_precedence_across_two_hops() {
+    use contextvars::trace::IdSource;
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const HEX: &str = "0af7651916cd43dd8448eb211c80319c";
+    // (headers, correlation ID in logs, W3C trace-id sent on; None = generated)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, Option<&'a str>);
+    let cases: [Case<'_>; 5] = [
+        (&[("x-trace-id", "pinned-123")], Some("pinned-123"), None),
+        (&[("x-trace-id", "pinned-123"), ("traceparent", TP)], Some("pinned-123"), Some(&TP[3..35])),
+        (&[("x-trace-id", HEX)], Some(HEX), Some(HEX)),
+        (&[("x-trace-id", HEX), ("traceparent", TP)], Some(HEX), Some(&TP[3..35])),
+        (&[("traceparent", TP)], Some(&TP[3..35]), Some(&TP[3..35])),
+    ];
+    for (headers, logged, sent) in cases {
+        let first = TraceContext::extract(headers);
+        assert_eq!(Some(first.correlation_id().as_str()), logged, "{headers:?}");
+        let trace_id = first.trace_id().to_string();
+        match sent {
+            Some(sent) => assert_eq!(trace_id, sent, "{headers:?}"),
+            None => assert!(trace_id != HEX && trace_id != TP[3..35] && trace_id.len() == 32),
+        }
+        assert_eq!(first.ids_differ(), logged != Some(trace_id.as_str()), "{headers:?}");
+        // The next service logs the same ID and continues the same trace.
+        let mut outgoing = Vec::new();
+        first.inject(&mut outgoing);
+        let second = TraceContext::extract(&outgoing);
+        assert_eq!(second.correlation_id(), first.correlation_id());
+        assert_eq!(second.trace_id(), first.trace_id());
+        assert_eq!(second.ids_differ(), first.ids_differ());
+    }
+    let generated = TraceContext::extract(&Vec::<(&str, &[u8])>::new());
+    assert_eq!(generated.source(), IdSource::Generated);
+    assert!(!generated.ids_differ());
+    assert_eq!(generated.correlation_id().as_str(), generated.trace_id().to_string());
+}
+
+#[test]
+fn tracestate_parse_work_is_bounded() {
+    use contextvars::trace::{MAX_TRACESTATE_LEN, TraceStateError};
+    use std::cell::Cell;
+
+    // Parsing stops at the 33rd member: a bad member after it is never looked at, and no
+    // further header value is read.
+    let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    let first = format!("{},BAD KEY=1", members.join(","));
+    let pulled = Cell::new(0);
+    let values = [first.as_bytes(), b"@also=bad"].into_iter().inspect(|_| pulled.set(pulled.get() + 1));
+    assert_eq!(TraceState::try_extract(values), Err(TraceStateError::TooManyMembers));
+    assert_eq!(pulled.get(), 1, "no header value is read after the member limit");
+
+    // Past the size limit, nothing more is read: a 1 MB value is refused by its length,
+    // before its first (invalid) member is looked at.
+    let huge = format!("@bad=1,{}", "a".repeat(1 << 20));
+    assert_eq!(TraceState::try_extract([huge.as_bytes()]), Err(TraceStateError::TooLong));
+    // The limit is on all values together: the second pushes past it, unread.
+    let half = format!("{}a=1", " ".repeat(MAX_TRACESTATE_LEN / 2));
+    let pulled = Cell::new(0);
+    let values = [half.as_bytes(), half.as_bytes(), b"@bad", b"x=1"]
+        .into_iter()
+        .inspect(|_| pulled.set(pulled.get() + 1));
+    assert_eq!(TraceState::try_extract(values), Err(TraceStateError::TooLong));
+    assert_eq!(pulled.get(), 2);
+    // Up to the limit, everything is read.
+    let fits = format!("{}a=1", " ".repeat(MAX_TRACESTATE_LEN - 3));
+    assert_eq!(TraceState::extract([fits.as_bytes()]).get("a"), Some("1"));
+    // The longest valid list fits: 32 members of a 256-character key and value.
+    let longest: Vec<String> =
+        (0..32).map(|i| format!("{}{:04}={}", "k".repeat(252), i, "v".repeat(256))).collect();
+    let longest = longest.join(",");
+    assert_eq!(longest.len(), 16_447);
+    assert_eq!(TraceState::extract([longest.as_bytes()]).len(), 32);
 }

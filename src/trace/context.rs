@@ -5,7 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{SpanId, TraceFlags, TraceId, TraceParent, TraceState, parse_trace_id_header, random};
+use super::{
+    Baggage, HeaderSink, HeaderSource, SpanId, TraceFlags, TraceId, TraceParent, TraceState,
+    parse_trace_id_header, random,
+};
 use crate::{Context, ContextVar, FutureExt, WithContext};
 
 /// The current request's [`TraceContext`]: the one slot that every log integration, the
@@ -31,7 +34,7 @@ pub static TRACE_CONTEXT: ContextVar<TraceContext> = ContextVar::new("trace_cont
 /// use contextvars::trace::{IdSource, TraceContext};
 ///
 /// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
-/// let source = |headers: &[(&str, &[u8])]| TraceContext::from_header_values(headers.iter().copied()).source();
+/// let source = |headers: &[(&str, &[u8])]| TraceContext::extract(headers).source();
 /// assert_eq!(source(&[("x-trace-id", b"job-7"), ("traceparent", tp)]), IdSource::Header);
 /// assert_eq!(source(&[("traceparent", tp)]), IdSource::TraceParent);
 /// assert_eq!(source(&[("traceparent", b"garbage")]), IdSource::Generated);
@@ -55,20 +58,20 @@ pub enum IdSource {
 /// ```
 /// use contextvars::trace::{IdSource, TraceContext};
 ///
-/// let pinned = TraceContext::from_header_values([("x-trace-id", &b"checkout-42"[..])]);
-/// assert_eq!(pinned.trace_id().as_str(), "checkout-42");
+/// let pinned = TraceContext::extract(&[("x-trace-id", &b"checkout-42"[..])]);
+/// assert_eq!(pinned.correlation_id().as_str(), "checkout-42");
 /// assert_eq!(pinned.source(), IdSource::Header);
 ///
-/// let garbage = TraceContext::from_header_values([("x-trace-id", &b"evil\r\nforged line"[..])]);
+/// let garbage = TraceContext::extract(&[("x-trace-id", &b"evil\r\nforged line"[..])]);
 /// assert_eq!(garbage.source(), IdSource::Generated);
-/// assert_eq!(garbage.trace_id().as_str().len(), 32);
+/// assert_eq!(garbage.correlation_id().as_str().len(), 32);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct TraceContext {
     inner: Arc<Inner>,
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Inner {
     id: CorrelationId,
     source: IdSource,
@@ -78,6 +81,8 @@ struct Inner {
     /// `true` when `traceparent` came from a valid incoming header.
     continued: bool,
     tracestate: TraceState,
+    /// The request's W3C baggage, passed on to the services it calls.
+    baggage: Baggage,
 }
 
 /// A request's correlation ID: at most 128 bytes of visible ASCII without spaces.
@@ -88,8 +93,9 @@ struct Inner {
 /// use contextvars::trace::TraceContext;
 ///
 /// let trace = TraceContext::new_root();
-/// let id = trace.trace_id();
+/// let id = trace.correlation_id();
 /// assert_eq!(id.to_string(), id.as_str());
+/// assert_eq!(format!("{id:>34}"), format!("  {id}"));
 /// assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -104,8 +110,9 @@ impl CorrelationId {
 }
 
 impl fmt::Display for CorrelationId {
+    /// The ID; width and alignment apply (`{:>40}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -132,9 +139,9 @@ impl TraceContext {
     ///
     /// let a = TraceContext::new_root();
     /// let b = TraceContext::new_root();
-    /// assert_ne!(a.trace_id(), b.trace_id());
+    /// assert_ne!(a.correlation_id(), b.correlation_id());
     /// assert_eq!(a.source(), IdSource::Generated);
-    /// assert_eq!(a.trace_id().as_str(), a.w3c_trace_id().to_string());
+    /// assert_eq!(a.correlation_id().as_str(), a.trace_id().to_string());
     /// ```
     #[must_use]
     pub fn new_root() -> Self {
@@ -158,12 +165,13 @@ impl TraceContext {
         TRACE_CONTEXT.get()
     }
 
-    /// Builds the context of an incoming request from its headers, given as (name, value)
-    /// pairs in the order received; names are matched case-insensitively and other headers
-    /// are skipped. Never fails: unusable headers are ignored.
+    /// Builds the context of an incoming request from its headers: an `http::HeaderMap`
+    /// (feature `http`), `(name, value)` pairs in the order received, or any
+    /// [`HeaderSource`]. Names are matched case-insensitively and other headers are
+    /// skipped. Never fails: unusable headers are ignored.
     ///
     /// - `X-Trace-ID` is used when exactly one is present and it is valid.
-    /// - `traceparent` is parsed strictly (W3C Trace Context, level 1); more than one
+    /// - `traceparent` is parsed strictly (W3C Trace Context); more than one
     ///   `traceparent` header, or an invalid one, restarts the trace with a new trace-id.
     /// - `tracestate` headers are combined in order, and kept only when the `traceparent`
     ///   was valid, as the W3C processing model requires.
@@ -173,36 +181,25 @@ impl TraceContext {
     /// ```
     /// use contextvars::trace::{IdSource, TraceContext};
     ///
-    /// let trace = TraceContext::from_header_values([
-    ///     ("TraceParent", &b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..]),
-    ///     ("tracestate", &b"congo=t61rcWkgMzE"[..]),
-    ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
+    /// let trace = TraceContext::extract(&[
+    ///     ("TraceParent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    ///     ("tracestate", "congo=t61rcWkgMzE"),
+    ///     ("tracestate", "rojo=00f067aa0ba902b7"),
     /// ]);
     /// assert_eq!(trace.source(), IdSource::TraceParent);
     /// assert_eq!(trace.tracestate().to_string(), "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
     /// ```
-    pub fn from_header_values<'a, N>(headers: impl IntoIterator<Item = (N, &'a [u8])>) -> Self
-    where
-        N: AsRef<str>,
-    {
-        let mut x_trace_ids = Vec::new();
-        let mut traceparents = Vec::new();
-        let mut tracestates = Vec::new();
-        for (name, value) in headers {
-            let name = name.as_ref();
-            if name.eq_ignore_ascii_case(X_TRACE_ID) {
-                x_trace_ids.push(value);
-            } else if name.eq_ignore_ascii_case(TRACEPARENT) {
-                traceparents.push(value);
-            } else if name.eq_ignore_ascii_case(TRACESTATE) {
-                tracestates.push(value);
-            }
-        }
-        Self::from_parts(x_trace_ids.into_iter(), traceparents.into_iter(), tracestates.into_iter())
+    #[must_use]
+    pub fn extract<H: HeaderSource + ?Sized>(headers: &H) -> Self {
+        Self::from_parts(
+            headers.header_values(X_TRACE_ID),
+            headers.header_values(TRACEPARENT),
+            headers.header_values(TRACESTATE),
+        )
+        .with_baggage(Baggage::extract(headers.header_values(BAGGAGE)))
     }
 
-    /// [`from_header_values`](Self::from_header_values) with the three headers' values
-    /// already looked up.
+    /// [`extract`](Self::extract) with the three headers' values already looked up.
     pub(crate) fn from_parts<'a>(
         mut x_trace_ids: impl Iterator<Item = &'a [u8]>,
         traceparents: impl Iterator<Item = &'a [u8]>,
@@ -213,9 +210,9 @@ impl TraceContext {
             (Some(one), None) => parse_trace_id_header(one),
             _ => None,
         };
-        if let Ok(traceparent) = TraceParent::parse_all(traceparents) {
+        if let Ok(traceparent) = TraceParent::extract(traceparents) {
             // `tracestate` is only looked at when the `traceparent` is valid.
-            let tracestate = TraceState::parse_headers(tracestates);
+            let tracestate = TraceState::extract(tracestates);
             Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
         } else {
             // A new trace (none, several or an invalid `traceparent`): reuse a pinned ID as
@@ -223,6 +220,12 @@ impl TraceContext {
             let trace_id = pinned.and_then(|id| id.parse::<TraceId>().ok()).unwrap_or_else(random::trace_id);
             Self::build(pinned, None, trace_id, TraceState::default())
         }
+    }
+
+    /// The trace of a request that continues `parent`, with no pinned ID.
+    #[cfg(feature = "opentelemetry")]
+    pub(super) fn continued(parent: TraceParent, tracestate: TraceState) -> Self {
+        Self::build(None, Some(parent), parent.trace_id, tracestate)
     }
 
     fn build(
@@ -241,27 +244,82 @@ impl TraceContext {
         // call gets a fresh one), so no randomness is spent on it.
         let traceparent =
             incoming.unwrap_or_else(|| TraceParent::new(trace_id, SpanId::INVALID, TraceFlags::default()));
-        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate };
+        let baggage = Baggage::new();
+        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate, baggage };
         Self { inner: Arc::new(inner) }
     }
 
-    /// The correlation ID that log lines show.
+    /// The correlation ID that log lines show ([`CurrentTraceId`](super::CurrentTraceId)),
+    /// the response echoes and the next service receives in `X-Trace-ID`: a valid
+    /// `X-Trace-ID`, else the trace-id of a valid `traceparent`, else a generated one.
+    ///
+    /// It equals [`trace_id`](Self::trace_id) except when an `X-Trace-ID` pinned a value that
+    /// is not the W3C trace-id: see [`ids_differ`](Self::ids_differ).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let trace = TraceContext::extract(&[("x-trace-id", &b"pinned-123"[..])]);
+    /// assert_eq!(trace.correlation_id().as_str(), "pinned-123");
+    /// ```
     #[must_use]
-    pub fn trace_id(&self) -> &CorrelationId {
+    pub fn correlation_id(&self) -> &CorrelationId {
         &self.inner.id
     }
 
-    /// Where [`trace_id`](Self::trace_id) came from.
+    /// Where [`correlation_id`](Self::correlation_id) came from.
     #[must_use]
     pub fn source(&self) -> IdSource {
         self.inner.source
     }
 
-    /// The W3C trace-id sent downstream. Equal to the correlation ID unless an `X-Trace-ID`
-    /// header pinned something else.
+    /// The W3C trace-id: what the outgoing `traceparent` carries and what a tracing backend
+    /// (OpenTelemetry, Jaeger, Zipkin) shows for this request.
+    ///
+    /// It continues a valid incoming `traceparent` (same trace-id, a new parent-id per
+    /// outgoing call). Without one, it is the pinned `X-Trace-ID` when that is itself a
+    /// valid trace-id (32 lowercase hex digits, not all zeros), else a generated one, which
+    /// the correlation ID then shares unless something else was pinned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let tp = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
+    /// // logs keep the pinned ID, the backend sees the trace continued
+    /// let both = TraceContext::extract(&[("x-trace-id", &b"pinned-123"[..]), ("traceparent", tp)]);
+    /// assert_eq!(both.correlation_id().as_str(), "pinned-123");
+    /// assert_eq!(both.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ///
+    /// // a pinned ID that is a valid trace-id is used for both
+    /// let hex = TraceContext::extract(&[("x-trace-id", &b"0af7651916cd43dd8448eb211c80319c"[..])]);
+    /// assert_eq!(hex.trace_id().to_string(), hex.correlation_id().as_str());
+    /// ```
     #[must_use]
-    pub fn w3c_trace_id(&self) -> TraceId {
+    pub fn trace_id(&self) -> TraceId {
         self.inner.traceparent.trace_id
+    }
+
+    /// Whether the correlation ID in logs differs from the W3C trace-id a tracing backend
+    /// shows: only when an `X-Trace-ID` pinned a value that is not this trace-id. Log both
+    /// then (for example once per request, at its start) to join the two.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// assert!(!TraceContext::new_root().ids_differ());
+    /// assert!(TraceContext::extract(&[("x-trace-id", &b"job-7"[..])]).ids_differ());
+    /// ```
+    #[must_use]
+    pub fn ids_differ(&self) -> bool {
+        let mut hex = [0; 32];
+        self.inner.traceparent.trace_id.write_hex(&mut hex);
+        self.inner.id.as_str().as_bytes() != hex
     }
 
     /// The incoming `traceparent`, if the request had a valid one.
@@ -271,7 +329,7 @@ impl TraceContext {
     /// ```
     /// use contextvars::trace::{TraceContext, TraceFlags};
     ///
-    /// let trace = TraceContext::from_header_values([
+    /// let trace = TraceContext::extract(&[
     ///     ("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..]),
     ///     ("tracestate", &b"rojo=00f067aa0ba902b7"[..]),
     /// ]);
@@ -293,6 +351,36 @@ impl TraceContext {
         self.inner.traceparent.flags
     }
 
+    /// The request's W3C baggage, as received (see [`Baggage`] for what is kept), passed on
+    /// by [`inject`](Self::inject).
+    #[must_use]
+    pub fn baggage(&self) -> &Baggage {
+        &self.inner.baggage
+    }
+
+    /// A copy of this trace carrying `baggage` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{Baggage, TraceContext};
+    ///
+    /// let trace = TraceContext::new_root().with_baggage(Baggage::new().with("tenant", "acme").unwrap());
+    /// let mut headers = Vec::new();
+    /// trace.inject(&mut headers);
+    /// assert_eq!(headers.iter().find(|(name, _)| *name == "baggage").unwrap().1, "tenant=acme");
+    /// assert_eq!(TraceContext::extract(&headers).baggage().get("tenant"), Some("acme"));
+    /// ```
+    #[must_use]
+    pub fn with_baggage(&self, baggage: Baggage) -> Self {
+        if baggage == self.inner.baggage {
+            return self.clone();
+        }
+        let mut inner = (*self.inner).clone();
+        inner.baggage = baggage;
+        Self { inner: Arc::new(inner) }
+    }
+
     /// The vendors' `tracestate`, as received (invalid members dropped).
     #[must_use]
     pub fn tracestate(&self) -> &TraceState {
@@ -309,7 +397,7 @@ impl TraceContext {
     ///
     /// let trace = TraceContext::new_root();
     /// let (a, b) = (trace.outgoing_traceparent(), trace.outgoing_traceparent());
-    /// assert_eq!((a.trace_id, b.trace_id), (trace.w3c_trace_id(), trace.w3c_trace_id()));
+    /// assert_eq!((a.trace_id, b.trace_id), (trace.trace_id(), trace.trace_id()));
     /// assert_ne!(a.parent_id, b.parent_id);
     /// ```
     #[must_use]
@@ -317,33 +405,40 @@ impl TraceContext {
         self.inner.traceparent.child(random::span_id())
     }
 
-    /// The headers one outgoing call carries, as (lowercase name, value) pairs:
-    /// `traceparent`, `tracestate` (when not empty) and `x-trace-id`.
+    /// Writes the headers of one outgoing call into `headers` (an `http::HeaderMap` with
+    /// feature `http`, a `Vec<(&'static str, String)>`, or any [`HeaderSink`]), replacing
+    /// any already there: `traceparent` (same trace-id and flags, a new parent-id),
+    /// `tracestate` and `baggage` (each removed when empty) and `x-trace-id`.
     ///
     /// # Examples
     ///
     /// ```
     /// use contextvars::trace::TraceContext;
     ///
-    /// let trace = TraceContext::from_header_values([("x-trace-id", &b"job-7"[..])]);
-    /// let headers = trace.outgoing_headers();
+    /// let trace = TraceContext::extract(&[("x-trace-id", "job-7")]);
+    /// let mut headers = Vec::new();
+    /// trace.inject(&mut headers);
     /// assert_eq!(headers[0].0, "traceparent");
     /// assert_eq!(headers.last().unwrap(), &("x-trace-id", "job-7".to_string()));
     ///
-    /// // the next service picks the same correlation ID
-    /// let next = TraceContext::from_header_values(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    /// // the next service picks the same correlation ID and continues the trace
+    /// let next = TraceContext::extract(&headers);
+    /// assert_eq!(next.correlation_id(), trace.correlation_id());
     /// assert_eq!(next.trace_id(), trace.trace_id());
-    /// assert_eq!(next.w3c_trace_id(), trace.w3c_trace_id());
     /// ```
-    #[must_use]
-    pub fn outgoing_headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = Vec::with_capacity(3);
-        headers.push((TRACEPARENT, self.outgoing_traceparent().to_string()));
-        if !self.inner.tracestate.is_empty() {
-            headers.push((TRACESTATE, self.inner.tracestate.to_string()));
+    pub fn inject<H: HeaderSink + ?Sized>(&self, headers: &mut H) {
+        headers.set_header(TRACEPARENT, self.outgoing_traceparent().to_string());
+        if self.inner.tracestate.is_empty() {
+            headers.remove_header(TRACESTATE);
+        } else {
+            headers.set_header(TRACESTATE, self.inner.tracestate.to_string());
         }
-        headers.push((X_TRACE_ID, self.inner.id.to_string()));
-        headers
+        headers.set_header(X_TRACE_ID, self.inner.id.to_string());
+        if self.inner.baggage.is_empty() {
+            headers.remove_header(BAGGAGE);
+        } else {
+            headers.set_header(BAGGAGE, self.inner.baggage.to_string());
+        }
     }
 
     /// Runs `f` with this trace as the current one (in [`TRACE_CONTEXT`]), restoring the
@@ -357,7 +452,7 @@ impl TraceContext {
     /// // A queue consumer: each message is its own unit of work, with its own ID.
     /// for message in ["a", "b"] {
     ///     TraceContext::new_root().scope(|| {
-    ///         let id = TraceContext::current().unwrap().trace_id().to_string();
+    ///         let id = TraceContext::current().unwrap().correlation_id().to_string();
     ///         assert_eq!(CurrentTraceId.to_string(), id, "handling {message}");
     ///     });
     /// }
@@ -394,6 +489,7 @@ impl fmt::Debug for TraceContext {
             .field("source", &self.inner.source)
             .field("traceparent", &self.inner.traceparent)
             .field("tracestate", &self.inner.tracestate)
+            .field("baggage", &self.inner.baggage)
             .finish_non_exhaustive()
     }
 }
@@ -402,3 +498,4 @@ impl fmt::Debug for TraceContext {
 pub(crate) const X_TRACE_ID: &str = "x-trace-id";
 pub(crate) const TRACEPARENT: &str = "traceparent";
 pub(crate) const TRACESTATE: &str = "tracestate";
+pub(crate) const BAGGAGE: &str = "baggage";

@@ -32,7 +32,10 @@ pub const NO_TRACE: &str = "no-trace";
 ///
 /// let trace = TraceContext::new_root();
 /// let inside = trace.clone().scope(|| line("handling"));
-/// assert_eq!(inside, format!("trace_id={} handling", trace.trace_id()));
+/// assert_eq!(inside, format!("trace_id={} handling", trace.correlation_id()));
+///
+/// // width and alignment apply, for column-aligned output
+/// assert_eq!(format!("[{CurrentTraceId:>10}]"), "[  no-trace]");
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CurrentTraceId;
@@ -40,8 +43,8 @@ pub struct CurrentTraceId;
 impl fmt::Display for CurrentTraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         TRACE_CONTEXT.with(|trace| match trace {
-            Some(trace) => f.write_str(trace.trace_id().as_str()),
-            None => f.write_str(NO_TRACE),
+            Some(trace) => f.pad(trace.correlation_id().as_str()),
+            None => f.pad(NO_TRACE),
         })
     }
 }

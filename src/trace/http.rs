@@ -1,64 +1,49 @@
-//! [`TraceContext::extract`] and [`TraceContext::inject`] on the `http` crate's `HeaderMap`.
+//! [`HeaderSource`] and [`HeaderSink`] for the `http` crate's `HeaderMap`, what
+//! [`TraceContext::extract`](super::TraceContext::extract) and
+//! [`TraceContext::inject`](super::TraceContext::inject) use.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::TraceContext;
-use super::context::{TRACEPARENT, TRACESTATE, X_TRACE_ID};
+use super::context::{BAGGAGE, TRACEPARENT, TRACESTATE, X_TRACE_ID};
+use super::{HeaderSink, HeaderSource};
 
 // The header names, built once: looking a header up by `&str` parses the name every time.
 pub(super) static X_TRACE_ID_NAME: HeaderName = HeaderName::from_static(X_TRACE_ID);
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
-static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+pub(super) static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+pub(super) static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+pub(super) static BAGGAGE_NAME: HeaderName = HeaderName::from_static(BAGGAGE);
 
-impl TraceContext {
-    /// Builds the context of an incoming request from its headers. Never fails: unusable
-    /// headers are ignored (see [`from_header_values`](Self::from_header_values) for the rules).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use contextvars::trace::{IdSource, TraceContext};
-    /// use http::HeaderMap;
-    ///
-    /// let mut headers = HeaderMap::new();
-    /// headers.insert("x-trace-id", "checkout-42".parse().unwrap());
-    /// let trace = TraceContext::extract(&headers);
-    /// assert_eq!((trace.trace_id().as_str(), trace.source()), ("checkout-42", IdSource::Header));
-    /// ```
-    #[must_use]
-    pub fn extract(headers: &HeaderMap) -> Self {
-        let values = |name: &'static HeaderName| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
-        Self::from_parts(values(&X_TRACE_ID_NAME), values(&TRACEPARENT_NAME), values(&TRACESTATE_NAME))
+impl HeaderSource for HeaderMap {
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        // The module's names are built once: looking one up by `&str` would parse it.
+        let values = match name {
+            X_TRACE_ID => self.get_all(&X_TRACE_ID_NAME),
+            TRACEPARENT => self.get_all(&TRACEPARENT_NAME),
+            TRACESTATE => self.get_all(&TRACESTATE_NAME),
+            BAGGAGE => self.get_all(&BAGGAGE_NAME),
+            other => self.get_all(other),
+        };
+        values.into_iter().map(HeaderValue::as_bytes)
+    }
+}
+
+impl HeaderSink for HeaderMap {
+    fn set_header(&mut self, name: &'static str, value: String) {
+        // Every value the module writes is printable ASCII; a failure would only drop it.
+        let Ok(value) = HeaderValue::try_from(value) else { return };
+        match name {
+            X_TRACE_ID => self.insert(&X_TRACE_ID_NAME, value),
+            TRACEPARENT => self.insert(&TRACEPARENT_NAME, value),
+            TRACESTATE => self.insert(&TRACESTATE_NAME, value),
+            BAGGAGE => self.insert(&BAGGAGE_NAME, value),
+            other => match HeaderName::from_bytes(other.as_bytes()) {
+                Ok(name) => self.insert(name, value),
+                Err(_) => None,
+            },
+        };
     }
 
-    /// Writes the headers of one outgoing call into `headers`, replacing any already there:
-    /// `traceparent` (same trace-id and flags, new parent-id), `tracestate` (when not empty)
-    /// and `x-trace-id`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use contextvars::trace::TraceContext;
-    /// use http::HeaderMap;
-    ///
-    /// let trace = TraceContext::new_root();
-    /// let mut outgoing = HeaderMap::new();
-    /// trace.inject(&mut outgoing);
-    /// assert_eq!(outgoing["x-trace-id"], trace.trace_id().as_str());
-    /// assert_eq!(TraceContext::extract(&outgoing).w3c_trace_id(), trace.w3c_trace_id());
-    /// ```
-    pub fn inject(&self, headers: &mut HeaderMap) {
-        headers.remove(&TRACESTATE_NAME);
-        for (name, value) in self.outgoing_headers() {
-            let name = match name {
-                TRACEPARENT => &TRACEPARENT_NAME,
-                TRACESTATE => &TRACESTATE_NAME,
-                _ => &X_TRACE_ID_NAME,
-            };
-            // Every value is printable ASCII by construction; a failure would only drop a header.
-            if let Ok(value) = HeaderValue::try_from(value) {
-                headers.insert(name.clone(), value);
-            }
-        }
+    fn remove_header(&mut self, name: &'static str) {
+        self.remove(name);
     }
 }

@@ -1,70 +1,229 @@
-//! [`TraceLayer`]: `tower` middleware that runs each request in a context holding its trace.
+//! [`TraceContextLayer`]: `tower` middleware that runs each request in a context holding its
+//! trace, and [`TraceContextService`], the service it builds.
 
 use std::task::{Context as TaskContext, Poll};
 
-use http::{Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{ResponseFuture, TRACE_CONTEXT, TraceContext};
+use super::baggage_var::check_keys;
+use super::{Baggage, TRACE_CONTEXT, TraceContext, TraceContextBody, TraceContextFuture, TravellingVar};
 use crate::{Context, FutureExt};
 
 /// A `tower` layer that gives every request its [`TraceContext`].
 ///
-/// For each request, [`TraceService`] extracts the trace from the headers
-/// ([`TraceContext::extract`]) and calls the inner service inside a snapshot of the current
-/// context with [`TRACE_CONTEXT`] set: the call itself, every poll of the response future,
-/// and every task spawned from it with the crate's helpers see it, through
-/// [`TraceContext::current`]. The response carries the correlation ID back in `X-Trace-ID`.
-/// Nothing is reset by hand: nothing leaks out of the request's own context.
+/// For each request, [`TraceContextService`] extracts the trace from the headers (as
+/// [`TraceContext::extract`] does) and calls the inner service inside a snapshot of the
+/// current context with [`TRACE_CONTEXT`] set: the call itself, every poll of the response
+/// future, every poll of the response body's frames ([`TraceContextBody`]: a streamed or
+/// server-sent body keeps its ID to the last frame), and every task spawned from them with
+/// the crate's helpers see it, through [`TraceContext::current`]. The response carries the
+/// correlation ID back in the ID header. Nothing is reset by hand: nothing leaks out of the
+/// request's own context.
+///
+/// # Configuration
+///
+/// | method | default | what it changes |
+/// |---|---|---|
+/// | [`id_header`](Self::id_header) | `x-trace-id` | the header that pins the correlation ID and echoes it (nginx, Envoy and Heroku use `x-request-id`) |
+/// | [`trust_incoming`](Self::trust_incoming) | `true` | `false` ignores every incoming trace header (ID header, `traceparent`, `tracestate`): each request starts a new trace. For a service that clients reach directly rather than through a trusted proxy |
+/// | [`trust_baggage`](Self::trust_baggage) | `true` | `false` ignores the request's `baggage` |
+/// | [`baggage_vars`](Self::baggage_vars) | none | the variables set from the request's baggage |
+/// | [`echo`](Self::echo) | `true` | `false` leaves the response's headers alone |
+///
+/// When echoing, the layer's value replaces an ID header the handler set itself: the
+/// response always names the ID that the request's log lines carry.
+///
+/// # Ordering
+///
+/// Make it the **outermost** layer (the last `.layer()` call on an axum `Router`, the first
+/// in a `tower::ServiceBuilder`). A middleware outside it runs before the request's context
+/// exists and after it is gone: its lines, access logs included, show `no-trace`.
+///
+/// ```
+/// use contextvars::trace::TraceContextLayer;
+/// use tower::ServiceBuilder;
+/// # use tower::Layer;
+/// # let access_log = tower::layer::util::Identity::new();
+/// # let handler = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
+///
+/// let service = ServiceBuilder::new()
+///     .layer(TraceContextLayer::new()) // first: outermost
+///     .layer(access_log)               // its lines carry the request's ID
+///     .service(handler);
+/// # drop(service);
+/// ```
 ///
 /// # Examples
 ///
 /// ```
-/// use contextvars::trace::{TraceContext, TraceLayer};
+/// use contextvars::trace::{TraceContext, TraceContextLayer};
 /// use http::{Request, Response};
 /// use tower::{service_fn, Layer, Service, ServiceExt};
 ///
 /// # futures::executor::block_on(async {
 /// let handler = service_fn(|_req: Request<()>| async {
-///     let id = TraceContext::current().unwrap().trace_id().to_string();
+///     let id = TraceContext::current().unwrap().correlation_id().to_string();
 ///     Ok::<_, std::convert::Infallible>(Response::new(id))
 /// });
-/// let mut service = TraceLayer::new().layer(handler);
+/// let mut service = TraceContextLayer::new().id_header(http::HeaderName::from_static("x-request-id")).layer(handler);
 ///
-/// let request = Request::builder().header("x-trace-id", "abc-123").body(()).unwrap();
+/// let request = Request::builder().header("x-request-id", "abc-123").body(()).unwrap();
 /// let response = service.ready().await.unwrap().call(request).await.unwrap();
-/// assert_eq!(response.body(), "abc-123");
-/// assert_eq!(response.headers()["x-trace-id"], "abc-123");
+/// assert_eq!(response.headers()["x-request-id"], "abc-123");
+/// assert_eq!(response.into_body().into_inner(), "abc-123");
 /// # });
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceLayer {
-    _private: (),
+#[derive(Debug, Clone)]
+pub struct TraceContextLayer {
+    config: Config,
 }
 
-impl TraceLayer {
-    /// The layer.
+#[derive(Clone)]
+struct Config {
+    id_header: HeaderName,
+    trust_incoming: bool,
+    trust_baggage: bool,
+    echo: bool,
+    baggage_vars: &'static [&'static dyn TravellingVar],
+}
+
+impl Config {
+    const DEFAULT: Self = Self {
+        id_header: HeaderName::from_static(super::context::X_TRACE_ID),
+        trust_incoming: true,
+        trust_baggage: true,
+        echo: true,
+        baggage_vars: &[],
+    };
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("id_header", &self.id_header)
+            .field("trust_incoming", &self.trust_incoming)
+            .field("trust_baggage", &self.trust_baggage)
+            .field("echo", &self.echo)
+            .field("baggage_vars", &self.baggage_vars.iter().map(|v| v.key()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TraceContextLayer {
+    /// The layer with its defaults: `x-trace-id`, incoming headers trusted, the ID echoed.
     #[must_use]
     pub const fn new() -> Self {
-        Self { _private: () }
+        Self { config: Config::DEFAULT }
+    }
+
+    /// Reads the pinned correlation ID from `name`, and echoes it there, instead of
+    /// `x-trace-id`.
+    #[must_use]
+    pub fn id_header(mut self, name: HeaderName) -> Self {
+        self.config.id_header = name;
+        self
+    }
+
+    /// Whether to use the trace headers a request carries (default `true`). With `false`,
+    /// every request starts a new trace with a generated ID, whatever the client sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{IdSource, TraceContext, TraceContextLayer};
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let handler = service_fn(|_: Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(TraceContext::current().unwrap().source()))
+    /// });
+    /// let edge = TraceContextLayer::new().trust_incoming(false).layer(handler);
+    /// let request = Request::builder().header("x-trace-id", "from-a-client").body(()).unwrap();
+    /// let response = edge.oneshot(request).await.unwrap();
+    /// assert_eq!(*response.body().get_ref(), IdSource::Generated);
+    /// assert_ne!(response.headers()["x-trace-id"], "from-a-client");
+    /// # });
+    /// ```
+    #[must_use]
+    pub const fn trust_incoming(mut self, trust: bool) -> Self {
+        self.config.trust_incoming = trust;
+        self
+    }
+
+    /// Whether to read the request's `baggage` (default `true`; `false` also when
+    /// [`trust_incoming`](Self::trust_incoming) is). Baggage is whatever the client sent:
+    /// read it only behind a trusted proxy or from your own services.
+    #[must_use]
+    pub const fn trust_baggage(mut self, trust: bool) -> Self {
+        self.config.trust_baggage = trust;
+        self
+    }
+
+    /// The context variables set from the request's baggage: for each whose key the
+    /// baggage holds, the handler runs with the decoded value (see [`BaggageVar`](super::BaggageVar)).
+    ///
+    /// # Panics
+    ///
+    /// When a key is not an HTTP token: that variable could never travel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    /// use contextvars::trace::{BaggageVar, TraceContextLayer, TravellingVar};
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
+    /// static TRAVELLING: [&dyn TravellingVar; 1] = [&BaggageVar::string("tenant", &TENANT)];
+    ///
+    /// # futures::executor::block_on(async {
+    /// let handler = service_fn(|_: Request<()>| async { Ok::<_, std::convert::Infallible>(Response::new(TENANT.get())) });
+    /// let service = TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler);
+    /// let request = Request::builder().header("baggage", "tenant=acme,other=1").body(()).unwrap();
+    /// let response = service.oneshot(request).await.unwrap();
+    /// assert_eq!(response.into_body().into_inner().as_deref(), Some("acme"));
+    /// # });
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn baggage_vars(mut self, vars: &'static [&'static dyn TravellingVar]) -> Self {
+        check_keys(vars);
+        self.config.baggage_vars = vars;
+        self
+    }
+
+    /// Whether the response carries the correlation ID in the ID header (default `true`).
+    #[must_use]
+    pub const fn echo(mut self, echo: bool) -> Self {
+        self.config.echo = echo;
+        self
     }
 }
 
-impl<S> Layer<S> for TraceLayer {
-    type Service = TraceService<S>;
-
-    fn layer(&self, inner: S) -> TraceService<S> {
-        TraceService { inner }
+impl Default for TraceContextLayer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// The service built by [`TraceLayer`]; see there for what it does.
+impl<S> Layer<S> for TraceContextLayer {
+    type Service = TraceContextService<S>;
+
+    fn layer(&self, inner: S) -> TraceContextService<S> {
+        TraceContextService { inner, config: self.config.clone() }
+    }
+}
+
+/// The service built by [`TraceContextLayer`]; see there for what it does.
 ///
 /// # Examples
 ///
 /// ```
-/// use contextvars::trace::{TraceContext, TraceService};
+/// use contextvars::trace::{TraceContext, TraceContextService};
 /// use http::{Request, Response};
 /// use tower::{service_fn, ServiceExt};
 ///
@@ -72,47 +231,96 @@ impl<S> Layer<S> for TraceLayer {
 /// let handler = service_fn(|_req: Request<()>| async {
 ///     Ok::<_, std::convert::Infallible>(Response::new(TraceContext::current().is_some()))
 /// });
-/// let service = TraceService::new(handler);
+/// let service = TraceContextService::new(handler);
 /// let response = service.oneshot(Request::new(())).await.unwrap();
-/// assert!(*response.body());
+/// assert!(*response.body().get_ref());
 /// assert_eq!(response.headers()["x-trace-id"].len(), 32); // a generated ID
 /// # });
 /// ```
 #[derive(Debug, Clone)]
-pub struct TraceService<S> {
+pub struct TraceContextService<S> {
     inner: S,
+    config: Config,
 }
 
-impl<S> TraceService<S> {
-    /// Wraps `inner`; the same as `TraceLayer::new().layer(inner)`.
+impl<S> TraceContextService<S> {
+    /// Wraps `inner` with the default configuration; the same as
+    /// `TraceContextLayer::new().layer(inner)`.
     pub const fn new(inner: S) -> Self {
-        Self { inner }
+        Self { inner, config: Config::DEFAULT }
     }
 
     /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
+    pub const fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub const fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The trace of a request with these headers, as configured.
+    fn trace_of(&self, headers: &http::HeaderMap) -> TraceContext {
+        if !self.config.trust_incoming {
+            return TraceContext::new_root();
+        }
+        let values = |name: &HeaderName| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+        let trace = TraceContext::from_parts(
+            values(&self.config.id_header),
+            values(&super::http::TRACEPARENT_NAME),
+            values(&super::http::TRACESTATE_NAME),
+        );
+        if self.config.trust_baggage {
+            trace.with_baggage(Baggage::extract(values(&super::http::BAGGAGE_NAME)))
+        } else {
+            trace
+        }
+    }
+
+    /// The request's context: its trace, and the variables its baggage sets.
+    fn context_of(&self, trace: TraceContext) -> Context {
+        let mut context = Context::current();
+        for var in self.config.baggage_vars {
+            if let Some(value) = trace.baggage().get(var.key()) {
+                if let Some(with_var) = var.decode_into(value, &context) {
+                    context = with_var;
+                }
+            }
+        }
+        context.with_value(&TRACE_CONTEXT, trace)
     }
 }
 
-impl<S, B, RB> Service<Request<B>> for TraceService<S>
+impl<S, B, RB> Service<Request<B>> for TraceContextService<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
 {
-    type Response = Response<RB>;
+    type Response = Response<TraceContextBody<RB>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = TraceContextFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let trace = TraceContext::extract(request.headers());
-        let echo = http::HeaderValue::from_str(trace.trace_id().as_str()).ok();
-        let mut context = Context::current().with_value(&TRACE_CONTEXT, trace);
+        let trace = self.trace_of(request.headers());
+        let echo = if self.config.echo {
+            HeaderValue::from_str(trace.correlation_id().as_str())
+                .ok()
+                .map(|value| (self.config.id_header.clone(), value))
+        } else {
+            None
+        };
+        let mut context = self.context_of(trace);
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));
-        ResponseFuture::new(future.with_context(context), echo)
+        TraceContextFuture::new(future.with_context(context.clone()), context, echo)
     }
 }

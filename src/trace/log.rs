@@ -1,7 +1,9 @@
-//! Trace IDs in the records of the `log` facade, and a capture for tests.
+//! Trace IDs, and any context variable, in the records of the `log` facade.
 //!
-//! Two ways in, both reading the ID when each record is emitted:
-//! - format with [`CurrentTraceId`] in any logger that takes a format, e.g. `env_logger`:
+//! Two ways in, both reading the values when each record is emitted:
+//! - format with [`CurrentTraceId`](super::CurrentTraceId) (or
+//!   [`CurrentValue`](super::CurrentValue) for a variable of your own) in any logger that
+//!   takes a format, e.g. `env_logger`:
 //!
 //! ```
 //! use std::io::Write;
@@ -13,48 +15,131 @@
 //! # drop(logger);
 //! ```
 //!
-//! - or wrap any `log::Log` in [`TraceIdLogger`], which puts `trace_id=<id> ` in front of
-//!   every message.
+//! - or wrap any `log::Log` in [`TraceIdLogger`], which puts `trace_id=<id> ` (and the
+//!   variables you add) in front of every message and keeps the record's key-values.
+//!
+//! With the `test-util` feature, `LogCapture` records what a test logs, with the ID of
+//! each record, and checks that no request lost or mixed up its ID.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
-use std::sync::Mutex;
 
-use ::log::{Level, Log, Metadata, Record};
+use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 
-use super::{CurrentTraceId, TRACE_CONTEXT};
+use super::current_value::Fields;
+use crate::ContextVar;
+
+#[cfg(feature = "test-util")]
+mod capture;
+#[cfg(feature = "test-util")]
+pub use capture::{CaptureError, CapturedRecord, LogCapture};
 
 /// Wraps a `log::Log` so that every message starts with `trace_id=<id> ` (the key can be
-/// changed), the ID being the current request's, or [`NO_TRACE`](super::NO_TRACE).
+/// changed), the ID being the current request's, or [`NO_TRACE`](super::NO_TRACE), followed
+/// by `key=value ` for each variable added with [`with_var`](Self::with_var). The record's
+/// level, target, location and key-values are passed on unchanged.
 ///
 /// # Examples
 ///
-/// ```
-/// use contextvars::trace::log::TraceIdLogger;
+/// Installed with [`init`](Self::init), which also sets the maximum level (without it,
+/// `log` drops every record before any logger sees it):
 ///
-/// let inner = env_logger::Builder::new().build();
-/// let logger = TraceIdLogger::new(inner).with_key("request");
-/// // log::set_boxed_logger(Box::new(logger)).unwrap();
-/// # drop(logger);
 /// ```
-#[derive(Debug)]
+/// use contextvars::ContextVar;
+/// use contextvars::trace::TraceContext;
+/// use contextvars::trace::log::TraceIdLogger;
+/// # use std::sync::{Arc, Mutex};
+/// # struct Lines(Arc<Mutex<Vec<String>>>);
+/// # impl log::Log for Lines {
+/// #     fn enabled(&self, _: &log::Metadata<'_>) -> bool { true }
+/// #     fn log(&self, record: &log::Record<'_>) { self.0.lock().unwrap().push(format!("{} {}", record.level(), record.args())); }
+/// #     fn flush(&self) {}
+/// # }
+/// # let lines = Arc::new(Mutex::new(Vec::new()));
+/// # let inner = Lines(Arc::clone(&lines));
+///
+/// static TENANT: ContextVar<String> = ContextVar::new("tenant");
+///
+/// // `inner` is any logger: env_logger, simplelog, your own
+/// TraceIdLogger::new(inner).with_var("tenant", &TENANT).init(log::LevelFilter::Info).unwrap();
+///
+/// TraceContext::extract(&[("x-trace-id", "req-1")]).scope(|| {
+///     TENANT.scope("acme".into(), || log::info!("paid"));
+/// });
+/// log::warn!("idle");
+/// assert_eq!(*lines.lock().unwrap(), [
+///     "INFO trace_id=req-1 tenant=acme paid",
+///     "WARN trace_id=no-trace tenant=- idle",
+/// ]);
+/// ```
 pub struct TraceIdLogger<L> {
     inner: L,
-    key: &'static str,
+    fields: Fields,
 }
 
 impl<L: Log> TraceIdLogger<L> {
     /// Wraps `inner`, with the key `trace_id`.
-    pub const fn new(inner: L) -> Self {
-        Self { inner, key: "trace_id" }
+    pub fn new(inner: L) -> Self {
+        Self { inner, fields: Fields::trace_id() }
     }
 
     /// Uses `key` instead of `trace_id`.
     #[must_use]
-    pub const fn with_key(mut self, key: &'static str) -> Self {
-        self.key = key;
+    pub fn with_key(mut self, key: &'static str) -> Self {
+        self.fields.rename_first(key);
         self
+    }
+
+    /// Adds `key=<value of var>` after the trace ID (`-` when it has no value).
+    #[must_use]
+    pub fn with_var<T: Send + Sync + fmt::Display + 'static>(
+        mut self,
+        key: &'static str,
+        var: &'static ContextVar<T>,
+    ) -> Self {
+        self.fields.push(key, var);
+        self
+    }
+
+    /// Installs the logger as the global one and sets `log`'s maximum level to `level`.
+    ///
+    /// # Errors
+    ///
+    /// When a global logger is already installed.
+    pub fn init(self, level: LevelFilter) -> Result<(), SetLoggerError>
+    where
+        L: Send + Sync + 'static,
+    {
+        ::log::set_boxed_logger(Box::new(self))?;
+        ::log::set_max_level(level);
+        Ok(())
+    }
+
+    /// The wrapped logger.
+    pub const fn get_ref(&self) -> &L {
+        &self.inner
+    }
+
+    /// The wrapped logger, mutably.
+    pub const fn get_mut(&mut self) -> &mut L {
+        &mut self.inner
+    }
+
+    /// The wrapped logger, unwrapped.
+    pub fn into_inner(self) -> L {
+        self.inner
+    }
+}
+
+/// The fields, then the message.
+struct Prefixed<'a> {
+    fields: &'a Fields,
+    args: &'a fmt::Arguments<'a>,
+}
+
+impl fmt::Display for Prefixed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fields.write_prefix(f)?;
+        fmt::Display::fmt(self.args, f)
     }
 }
 
@@ -64,13 +149,15 @@ impl<L: Log> Log for TraceIdLogger<L> {
     }
 
     fn log(&self, record: &Record<'_>) {
+        let prefixed = Prefixed { fields: &self.fields, args: record.args() };
         self.inner.log(
             &Record::builder()
-                .args(format_args!("{}={} {}", self.key, CurrentTraceId, record.args()))
+                .args(format_args!("{prefixed}"))
                 .metadata(record.metadata().clone())
                 .module_path(record.module_path())
                 .file(record.file())
                 .line(record.line())
+                .key_values(record.key_values())
                 .build(),
         );
     }
@@ -80,204 +167,11 @@ impl<L: Log> Log for TraceIdLogger<L> {
     }
 }
 
-/// One record seen by [`LogCapture`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapturedRecord {
-    /// The record's level.
-    pub level: Level,
-    /// The record's target.
-    pub target: String,
-    /// The formatted message.
-    pub message: String,
-    /// The trace ID current when the record was emitted; `None` outside any request.
-    pub trace_id: Option<String>,
-}
-
-/// A `log::Log` that keeps every record with the trace ID current when it was emitted, for
-/// tests that check that no log line loses its request.
-///
-/// # Examples
-///
-/// ```
-/// use contextvars::trace::log::LogCapture;
-/// use contextvars::trace::TraceContext;
-///
-/// let capture = LogCapture::install().unwrap();
-/// for request in 0..3 {
-///     TraceContext::new_root().scope(|| log::info!("request {request}: handled"));
-/// }
-/// log::info!("not part of a request");
-///
-/// let records = capture.take();
-/// let request_of = |r: &contextvars::trace::log::CapturedRecord| {
-///     r.message.strip_prefix("request ").and_then(|rest| rest.split(':').next()).map(str::to_owned)
-/// };
-/// assert_eq!(LogCapture::check(&records, request_of), Ok(3));
-/// ```
-#[derive(Debug, Default)]
-pub struct LogCapture {
-    records: Mutex<Vec<CapturedRecord>>,
-}
-
-impl LogCapture {
-    /// A capture that is not installed; feed it with [`Log::log`] or install it.
-    #[must_use]
-    pub const fn new() -> Self {
-        Self { records: Mutex::new(Vec::new()) }
-    }
-
-    /// Installs the process-wide capture as the global logger (at level `Trace`) and returns
-    /// it; later calls return the same capture. Tests that run in parallel in one process
-    /// share it: tag the records each test checks (for example with a per-test prefix in the
-    /// request key) and read them with [`records`](Self::records).
-    ///
-    /// # Errors
-    ///
-    /// When another global logger is already installed.
-    pub fn install() -> Result<&'static LogCapture, ::log::SetLoggerError> {
-        static GLOBAL: LogCapture = LogCapture::new();
-        static INSTALLED: Mutex<bool> = Mutex::new(false);
-        let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !*installed {
-            ::log::set_logger(&GLOBAL)?;
-            ::log::set_max_level(::log::LevelFilter::Trace);
-            *installed = true;
-        }
-        Ok(&GLOBAL)
-    }
-
-    /// Takes the records captured so far, leaving none.
-    pub fn take(&self) -> Vec<CapturedRecord> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    /// A copy of the records captured so far.
-    pub fn records(&self) -> Vec<CapturedRecord> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CapturedRecord>> {
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Checks the records that `request_of` attributes to a request: none may have been
-    /// emitted outside a trace, and all the records of one request must carry one trace ID.
-    /// Returns how many records were checked.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture};
-    /// use contextvars::trace::TraceContext;
-    ///
-    /// let record = |message: &str, trace_id: Option<&str>| CapturedRecord {
-    ///     level: log::Level::Info,
-    ///     target: "app".into(),
-    ///     message: message.into(),
-    ///     trace_id: trace_id.map(Into::into),
-    /// };
-    /// let request_of = |r: &CapturedRecord| r.message.split(' ').next().map(str::to_owned);
-    ///
-    /// let good = [record("r1 start", Some("a")), record("r1 done", Some("a")), record("r2 start", Some("b"))];
-    /// assert_eq!(LogCapture::check(&good, request_of), Ok(3));
-    ///
-    /// let lost = [record("r1 start", Some("a")), record("r1 worker", None)];
-    /// assert!(matches!(LogCapture::check(&lost, request_of), Err(CaptureError::NoTraceId { .. })));
-    ///
-    /// let mixed = [record("r1 start", Some("a")), record("r1 done", Some("b"))];
-    /// assert!(matches!(LogCapture::check(&mixed, request_of), Err(CaptureError::MixedIds { .. })));
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// The first record emitted inside a request without a trace ID, or the first request
-    /// whose records carry two different IDs.
-    pub fn check<K: Eq + Hash + fmt::Debug>(
-        records: &[CapturedRecord],
-        request_of: impl Fn(&CapturedRecord) -> Option<K>,
-    ) -> Result<usize, CaptureError> {
-        let mut ids: HashMap<K, &str> = HashMap::new();
-        let mut checked = 0;
-        for record in records {
-            let Some(request) = request_of(record) else { continue };
-            checked += 1;
-            let Some(id) = record.trace_id.as_deref() else {
-                return Err(CaptureError::NoTraceId { message: record.message.clone() });
-            };
-            let first = *ids.entry(request).or_insert(id);
-            if first != id {
-                return Err(CaptureError::MixedIds {
-                    message: record.message.clone(),
-                    first: first.to_owned(),
-                    second: id.to_owned(),
-                });
-            }
-        }
-        Ok(checked)
-    }
-}
-
-impl Log for LogCapture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        let trace_id = TRACE_CONTEXT.with(|trace| trace.map(|t| t.trace_id().to_string()));
-        let captured = CapturedRecord {
-            level: record.level(),
-            target: record.target().to_owned(),
-            message: record.args().to_string(),
-            trace_id,
-        };
-        self.lock().push(captured);
-    }
-
-    fn flush(&self) {}
-}
-
-/// Why [`LogCapture::check`] failed.
-///
-/// # Examples
-///
-/// ```
-/// use contextvars::trace::log::CaptureError;
-///
-/// let error = CaptureError::NoTraceId { message: "req=1 worker".into() };
-/// assert_eq!(error.to_string(), r#"record emitted inside a request has no trace id: "req=1 worker""#);
-/// ```
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CaptureError {
-    /// A record emitted inside a request carried no trace ID: the request's context was lost
-    /// on the way (a thread pool job or a task spawned without the crate's helpers).
-    NoTraceId {
-        /// The record's message.
-        message: String,
-    },
-    /// One request's records carried two different trace IDs: another request's context
-    /// leaked in.
-    MixedIds {
-        /// The message of the record with the second ID.
-        message: String,
-        /// The ID the request's first record carried.
-        first: String,
-        /// The other ID.
-        second: String,
-    },
-}
-
-impl fmt::Display for CaptureError {
+impl<L: fmt::Debug> fmt::Debug for TraceIdLogger<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoTraceId { message } => {
-                write!(f, "record emitted inside a request has no trace id: {message:?}")
-            }
-            Self::MixedIds { message, first, second } => {
-                write!(f, "request logged with trace id {first} and then {second}: {message:?}")
-            }
-        }
+        f.debug_struct("TraceIdLogger")
+            .field("inner", &self.inner)
+            .field("keys", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
-
-impl std::error::Error for CaptureError {}

@@ -1,23 +1,39 @@
 //! Request tracing on top of context variables: one trace ID per request, in every log line
 //! the request produces and in every call it makes to other services.
 //!
-//! At the request boundary, `TraceContext::extract` (feature `http`) or
-//! [`TraceContext::from_header_values`] (without the `http` crate) picks the request's correlation ID, in this order:
+//! Headers are read with one verb and written with one, on any header collection (an
+//! `http::HeaderMap`, `(name, value)` pairs, or a [`HeaderSource`] / [`HeaderSink`] of your
+//! own): at the request boundary, [`TraceContext::extract`] picks the request's correlation
+//! ID, in this order:
 //!
 //! 1. an `X-Trace-ID` header, which lets a proxy or a test pin the value: used as it is when
-//!    it is 1 to 128 bytes of visible ASCII without spaces, ignored otherwise (a CR, LF or any
-//!    control byte could forge log lines);
+//!    it is 1 to 128 bytes of visible ASCII without spaces and not [`NO_TRACE`], ignored
+//!    otherwise (a CR, LF or any control byte could forge log lines, `no-trace` would hide
+//!    the request's lines among those outside any request);
 //! 2. else the trace-id of a valid W3C `traceparent` header;
 //! 3. else a new random UUID v4, as 32 lowercase hex digits (so also a valid W3C trace-id).
 //!
 //! The context is stored in [`TRACE_CONTEXT`], the one shared slot that log integrations and
 //! other libraries read: [`TraceContext::current`], [`CurrentTraceId`] for formatters.
-//! Outgoing calls carry it on with `TraceContext::inject` (feature `http`) or
-//! [`TraceContext::outgoing_headers`]: a `traceparent` with the same trace-id, a new parent-id
-//! and the incoming flags, the incoming `tracestate`, and the `X-Trace-ID`.
+//! Outgoing calls carry it on with [`TraceContext::inject`]: a `traceparent` with the same
+//! trace-id, a new parent-id and the incoming flags, the incoming `tracestate`, and the
+//! `X-Trace-ID`. The parsers follow the same pair: [`TraceParent::extract`] and
+//! [`TraceState::extract`] read a request's header values, `parse` reads one value.
 //!
 //! The service continues traces but records no spans: it never changes the sampled flag and
 //! never adds its own `tracestate` member.
+//!
+//! # Conformance
+//!
+//! W3C Trace Context level 1, with the `tracestate` key grammar (`@` anywhere after the first
+//! character) and the `random` trace flag of level 2; the key grammar is the one W3C's test
+//! suite checks at its default strictness. The crate's tests run the suite's 41 cases
+//! against a relay built on [`TraceContext::extract`] and [`TraceContext::inject`]; see
+//! [`TraceState`] for how `tracestate` is read and when it is discarded.
+//!
+//! W3C Baggage travels the same way: [`Baggage`] is read by `extract` and written by
+//! `inject`, and a [`BaggageVar`] declares a context variable that travels in it, so that a
+//! value set in one service is what `get` returns in the services it calls.
 //!
 //! # Examples
 //!
@@ -25,8 +41,8 @@
 //! use contextvars::trace::{CurrentTraceId, TraceContext};
 //!
 //! let incoming = [("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..])];
-//! let trace = TraceContext::from_header_values(incoming);
-//! assert_eq!(trace.trace_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! let trace = TraceContext::extract(&incoming);
+//! assert_eq!(trace.correlation_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
 //!
 //! trace.scope(|| {
 //!     // what a log formatter prints, without anyone passing the ID along
@@ -35,32 +51,50 @@
 //! assert_eq!(CurrentTraceId.to_string(), "no-trace");
 //! ```
 
+mod baggage;
+mod baggage_var;
 mod context;
 mod current_id;
+mod current_value;
+mod headers;
 mod random;
 mod trace_id_header;
 mod traceparent;
 mod tracestate;
 
+#[cfg(feature = "tower")]
+mod client;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "tower")]
 mod layer;
+#[cfg(feature = "tower")]
+mod layer_body;
+#[cfg(feature = "tower")]
+mod layer_future;
 #[cfg(feature = "log")]
 pub mod log;
-#[cfg(feature = "tower")]
-mod response_future;
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+pub use baggage::{Baggage, BaggageError, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS};
+pub use baggage_var::{BaggageVar, TravellingVar};
+#[cfg(feature = "tower")]
+pub use client::{TraceContextClient, TraceContextClientLayer};
 pub use context::{CorrelationId, IdSource, TRACE_CONTEXT, TraceContext};
 pub use current_id::{CurrentTraceId, NO_TRACE};
+pub use current_value::CurrentValue;
+pub use headers::{HeaderSink, HeaderSource};
 #[cfg(feature = "tower")]
-pub use layer::{TraceLayer, TraceService};
+pub use layer::{TraceContextLayer, TraceContextService};
 #[cfg(feature = "tower")]
-pub use response_future::ResponseFuture;
+pub use layer_body::TraceContextBody;
+#[cfg(feature = "tower")]
+pub use layer_future::TraceContextFuture;
 pub use trace_id_header::{
     MAX_TRACE_ID_LEN, TraceIdHeaderError, check_trace_id_header, parse_trace_id_header,
 };
 pub use traceparent::{ParseIdError, SpanId, TraceFlags, TraceId, TraceParent, TraceParentError};
-pub use tracestate::{MAX_TRACESTATE_MEMBERS, TraceState, TraceStateError};
+pub use tracestate::{MAX_TRACESTATE_LEN, MAX_TRACESTATE_MEMBERS, TraceState, TraceStateError};

@@ -5,6 +5,13 @@
 //! buffer of OS randomness and refills it when it runs out. Used bytes are wiped. If the OS
 //! generator fails (it practically never does), ids come from a keyed hash of a counter, the
 //! time and the thread instead, so that generating an id never fails or panics.
+//!
+//! A process created by `fork()` inherits the buffer: parent and child would then hand out
+//! the same ids (a daemon forking workers, a Python extension under a pre-forking server).
+//! Each buffer remembers the id of the process that filled it, and is thrown away when
+//! the process id has changed. Reading the process id is one `getpid` call per id, the
+//! cheapest system call there is (BENCHMARKS.md has its cost); an at-fork handler would
+//! avoid it, but needs `unsafe` code.
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
@@ -17,21 +24,25 @@ const POOL: usize = 4096;
 struct Pool {
     bytes: [u8; POOL],
     used: usize,
+    /// The process that filled `bytes`: a forked child must not use them.
+    pid: u32,
 }
 
 thread_local! {
-    static RANDOM: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL }) };
+    static RANDOM: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL, pid: 0 }) };
 }
 
 /// Fills `out` (at most `POOL` bytes) with random bytes.
 fn fill(out: &mut [u8]) {
     let from_pool = RANDOM.try_with(|pool| {
         let Ok(mut pool) = pool.try_borrow_mut() else { return false };
-        if pool.used + out.len() > POOL {
+        let pid = std::process::id();
+        if pool.used + out.len() > POOL || pool.pid != pid {
             if getrandom::fill(&mut pool.bytes).is_err() {
                 return false;
             }
             pool.used = 0;
+            pool.pid = pid;
         }
         let range = pool.used..pool.used + out.len();
         out.copy_from_slice(&pool.bytes[range.clone()]);

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::NO_TRACE;
+
 /// The longest `X-Trace-ID` accepted, in bytes.
 ///
 /// # Examples
@@ -34,6 +36,8 @@ pub fn parse_trace_id_header(value: &[u8]) -> Option<&str> {
 /// Checks an `X-Trace-ID` header value: it must be 1 to [`MAX_TRACE_ID_LEN`] bytes of
 /// visible ASCII (`0x21..=0x7e`): no space or tab (HTTP parsers already strip them around
 /// a value), no CR or LF, no control byte, nothing that could forge or split a log line.
+/// [`NO_TRACE`] itself (in any case) is refused too: it marks lines outside any request, and
+/// a request must not be able to hide its lines among them.
 ///
 /// # Errors
 ///
@@ -47,6 +51,7 @@ pub fn parse_trace_id_header(value: &[u8]) -> Option<&str> {
 /// assert_eq!(check_trace_id_header(b"job-7"), Ok("job-7"));
 /// assert_eq!(check_trace_id_header(b"a b"), Err(TraceIdHeaderError::Byte { byte: b' ', position: 1 }));
 /// assert_eq!(check_trace_id_header(&[b'x'; 129]), Err(TraceIdHeaderError::TooLong { len: 129 }));
+/// assert_eq!(check_trace_id_header(b"no-trace"), Err(TraceIdHeaderError::Reserved));
 /// ```
 pub fn check_trace_id_header(value: &[u8]) -> Result<&str, TraceIdHeaderError> {
     if value.is_empty() {
@@ -57,6 +62,9 @@ pub fn check_trace_id_header(value: &[u8]) -> Result<&str, TraceIdHeaderError> {
     }
     if let Some(position) = value.iter().position(|b| !(0x21..=0x7e).contains(b)) {
         return Err(TraceIdHeaderError::Byte { byte: value[position], position });
+    }
+    if value.eq_ignore_ascii_case(NO_TRACE.as_bytes()) {
+        return Err(TraceIdHeaderError::Reserved);
     }
     // Visible ASCII is UTF-8.
     std::str::from_utf8(value).map_err(|_| TraceIdHeaderError::Byte { byte: value[0], position: 0 })
@@ -90,6 +98,8 @@ pub enum TraceIdHeaderError {
         /// Where it is.
         position: usize,
     },
+    /// The value is [`NO_TRACE`], which marks lines outside any request.
+    Reserved,
 }
 
 impl fmt::Display for TraceIdHeaderError {
@@ -102,6 +112,7 @@ impl fmt::Display for TraceIdHeaderError {
             Self::Byte { byte, position } => {
                 write!(f, "x-trace-id has byte 0x{byte:02x} at {position}, not visible ascii")
             }
+            Self::Reserved => write!(f, "x-trace-id is {NO_TRACE:?}, reserved for lines outside any request"),
         }
     }
 }
@@ -153,6 +164,7 @@ mod tests {
             TraceIdHeaderError::Empty,
             TraceIdHeaderError::TooLong { len: 200 },
             TraceIdHeaderError::Byte { byte: b'\n', position: 3 },
+            TraceIdHeaderError::Reserved,
         ] {
             let text = e.to_string();
             assert!(text.starts_with("x-trace-id ") && !text.ends_with('.'), "{text}");

@@ -1,4 +1,4 @@
-//! The W3C `traceparent` header (Trace Context, level 1): [`TraceParent`] and the ids and
+//! The W3C `traceparent` header (Trace Context, level 1, and the `random` flag of level 2): [`TraceParent`] and the ids and
 //! flags it carries, [`TraceId`], [`SpanId`] and [`TraceFlags`].
 
 use std::fmt;
@@ -74,7 +74,7 @@ macro_rules! id_impls {
                 if value == 0 { Err(ParseIdError::AllZero) } else { Ok(Self(value.to_be_bytes())) }
             }
 
-            fn write_hex(self, out: &mut [u8]) {
+            pub(super) fn write_hex(self, out: &mut [u8]) {
                 for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
                     pair[0] = HEX[usize::from(byte >> 4)];
                     pair[1] = HEX[usize::from(byte & 0xf)];
@@ -118,7 +118,8 @@ impl TraceId {
 }
 id_impls!(SpanId, 8, u64);
 
-/// The 8 trace flags of a `traceparent`. Level 1 defines one, [`SAMPLED`](Self::SAMPLED).
+/// The 8 trace flags of a `traceparent`. Level 1 defines [`SAMPLED`](Self::SAMPLED), level 2
+/// adds [`RANDOM`](Self::RANDOM).
 ///
 /// # Examples
 ///
@@ -136,6 +137,10 @@ pub struct TraceFlags(u8);
 impl TraceFlags {
     /// The `sampled` flag: the caller may have recorded trace data.
     pub const SAMPLED: Self = Self(0x01);
+
+    /// The `random` flag of level 2: at least the right-most 7 bytes of the trace-id are
+    /// random.
+    pub const RANDOM: Self = Self(0x02);
 
     /// Flags from their bits, as received.
     #[must_use]
@@ -155,10 +160,17 @@ impl TraceFlags {
         self.0 & Self::SAMPLED.0 != 0
     }
 
-    /// Only the flags level 1 defines: the others are reserved and must be sent as zero.
+    /// Whether the `random` flag (level 2) is set.
+    #[must_use]
+    pub const fn is_random(self) -> bool {
+        self.0 & Self::RANDOM.0 != 0
+    }
+
+    /// Only the flags levels 1 and 2 define, `sampled` and `random`: the others are
+    /// reserved and must be sent as zero.
     #[must_use]
     pub const fn known(self) -> Self {
-        Self(self.0 & Self::SAMPLED.0)
+        Self(self.0 & (Self::SAMPLED.0 | Self::RANDOM.0))
     }
 }
 
@@ -294,11 +306,11 @@ impl TraceParent {
     /// use contextvars::trace::{TraceParent, TraceParentError};
     ///
     /// let value = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
-    /// assert!(TraceParent::parse_all([value]).is_ok());
-    /// assert_eq!(TraceParent::parse_all([value, value]), Err(TraceParentError::Duplicated));
-    /// assert_eq!(TraceParent::parse_all([]), Err(TraceParentError::Missing));
+    /// assert!(TraceParent::extract([value]).is_ok());
+    /// assert_eq!(TraceParent::extract([value, value]), Err(TraceParentError::Duplicated));
+    /// assert_eq!(TraceParent::extract([]), Err(TraceParentError::Missing));
     /// ```
-    pub fn parse_all<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, TraceParentError> {
+    pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, TraceParentError> {
         let mut values = values.into_iter();
         let first = values.next().ok_or(TraceParentError::Missing)?;
         if values.next().is_some() {
@@ -309,7 +321,8 @@ impl TraceParent {
 
     /// The `traceparent` of an outgoing call made while handling this one: version `00`,
     /// the same trace-id, `parent_id` as the parent (the span of this service), and the
-    /// same flags, reserved ones cleared as level 1 requires.
+    /// same flags, reserved ones cleared as the specification requires (the `random` flag of
+    /// level 2 is kept).
     ///
     /// # Examples
     ///
@@ -318,7 +331,7 @@ impl TraceParent {
     ///
     /// let incoming = TraceParent::parse(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff").unwrap();
     /// let outgoing = incoming.child(SpanId::from_bytes([1; 8]));
-    /// assert_eq!(outgoing.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-0101010101010101-01");
+    /// assert_eq!(outgoing.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-0101010101010101-03");
     /// ```
     #[must_use]
     pub const fn child(&self, parent_id: SpanId) -> Self {
@@ -628,17 +641,18 @@ mod tests {
     fn several_headers_restart_the_trace() {
         let a = format!("00-{T}-{P}-01");
         let b = "00-12345678901234567890123456789011-1234567890123456-01";
-        assert_eq!(TraceParent::parse_all([a.as_bytes(), b.as_bytes()]), Err(TraceParentError::Duplicated));
-        assert_eq!(TraceParent::parse_all([a.as_bytes(), a.as_bytes()]), Err(TraceParentError::Duplicated));
-        assert_eq!(TraceParent::parse_all([]), Err(TraceParentError::Missing));
-        assert_eq!(TraceParent::parse_all([a.as_bytes()]).unwrap().trace_id.to_string(), T);
+        assert_eq!(TraceParent::extract([a.as_bytes(), b.as_bytes()]), Err(TraceParentError::Duplicated));
+        assert_eq!(TraceParent::extract([a.as_bytes(), a.as_bytes()]), Err(TraceParentError::Duplicated));
+        assert_eq!(TraceParent::extract([]), Err(TraceParentError::Missing));
+        assert_eq!(TraceParent::extract([a.as_bytes()]).unwrap().trace_id.to_string(), T);
     }
 
     #[test]
     fn child_keeps_the_trace_and_the_known_flags() {
-        let incoming = parse(&format!("cc-{T}-{P}-03-extra")).unwrap();
+        let incoming = parse(&format!("cc-{T}-{P}-07-extra")).unwrap();
         let child = incoming.child(SpanId::from_bytes([0xab; 8]));
-        assert_eq!(child.to_string(), format!("00-{T}-abababababababab-01"));
+        assert_eq!(child.to_string(), format!("00-{T}-abababababababab-03"));
+        assert!(child.flags.is_sampled() && child.flags.is_random());
         let unsampled = parse(&format!("00-{T}-{P}-00")).unwrap().child(SpanId::from_bytes([1; 8]));
         assert!(!unsampled.flags.is_sampled());
     }

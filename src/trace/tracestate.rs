@@ -1,40 +1,54 @@
-//! The W3C `tracestate` header (Trace Context, level 1): [`TraceState`].
+//! The W3C `tracestate` header (Trace Context, level 2 key grammar): [`TraceState`].
 
 use std::fmt;
 
 use super::traceparent::trim_ows;
 
-/// The most list members a `tracestate` may hold.
+/// The most list members a `tracestate` may hold; a received list with more is discarded.
 ///
 /// # Examples
 ///
 /// ```
 /// use contextvars::trace::{MAX_TRACESTATE_MEMBERS, TraceState};
 ///
-/// let many: Vec<String> = (0..40).map(|i| format!("k{i}=v")).collect();
-/// let state = TraceState::parse_headers([many.join(",").as_bytes()]);
-/// assert_eq!(state.len(), MAX_TRACESTATE_MEMBERS);
+/// let members = |n: usize| (0..n).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+/// assert_eq!(TraceState::extract([members(MAX_TRACESTATE_MEMBERS).as_bytes()]).len(), 32);
+/// assert!(TraceState::extract([members(MAX_TRACESTATE_MEMBERS + 1).as_bytes()]).is_empty());
 /// ```
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 
-/// Members longer than this are the first dropped when a list is cut to
-/// [`MAX_TRACESTATE_MEMBERS`], as the specification recommends.
-const LONG_MEMBER: usize = 128;
+/// The most bytes of `tracestate` header values read; a request that sends more has its
+/// `tracestate` discarded without looking at it. The longest valid list, 32 members of a
+/// 256-character key and a 256-character value, is 16,447 bytes: this leaves room for
+/// optional whitespace and empty members.
+///
+/// # Examples
+///
+/// ```
+/// use contextvars::trace::{MAX_TRACESTATE_LEN, TraceState, TraceStateError};
+///
+/// let padded = format!("{}a=1", " ".repeat(MAX_TRACESTATE_LEN));
+/// assert_eq!(TraceState::try_extract([padded.as_bytes()]), Err(TraceStateError::TooLong));
+/// ```
+pub const MAX_TRACESTATE_LEN: usize = 32 * 1024;
 
 /// The vendors' `tracestate`: an ordered list of `key=value` members, at most
 /// [`MAX_TRACESTATE_MEMBERS`], each key at most once, every member valid.
 ///
-/// [`parse_headers`](Self::parse_headers) processes what a request received, as W3C Trace
-/// Context level 1 describes:
+/// [`extract`](Self::extract) processes what a request received. It implements the key
+/// grammar of W3C Trace Context **level 2** (a key is a lowercase letter or a digit, then up
+/// to 255 of `a-z0-9_-*/@`, so `foo@`, `foo@@bar` and `tenant@vendor` are keys) and the
+/// strict choices that W3C's test suite checks at its default level:
 ///
 /// - several `tracestate` headers are combined, in order, as one comma-separated list;
 /// - spaces and tabs around members are skipped, and so are empty members;
-/// - a member whose key or value does not follow the grammar is dropped (the specification
-///   allows discarding invalid entries), the others are kept;
-/// - only one member per key is allowed: a key that appears more than once is ambiguous (no
-///   way to tell which is the latest position), so all its members are dropped;
-/// - beyond 32 members the list is cut as the specification says to truncate: members
-///   longer than 128 characters go first, then members from the end.
+/// - a key that appears again keeps its first member; the later ones are dropped;
+/// - one invalid member (bad key, bad or empty value, no `=`), more than 32 members, or more
+///   than [`MAX_TRACESTATE_LEN`] bytes of header values discard the whole header: the list
+///   is then empty, and the trace itself is still continued.
+///
+/// Parsing stops at the first reason to discard, so the work a client can cause is bounded
+/// by [`MAX_TRACESTATE_LEN`] bytes and 33 members, whatever it sends.
 ///
 /// It formats (`Display`) as the header value to send: members joined by `,`, without
 /// whitespace. A service that continues traces but records no spans passes it on unchanged.
@@ -44,10 +58,13 @@ const LONG_MEMBER: usize = 128;
 /// ```
 /// use contextvars::trace::TraceState;
 ///
-/// let state = TraceState::parse_headers([&b"rojo=00f067aa0ba902b7 , BAD=1"[..], b"congo=t61rcWkgMzE"]);
+/// let state = TraceState::extract([&b"rojo=00f067aa0ba902b7 , "[..], b"congo=t61rcWkgMzE"]);
 /// assert_eq!(state.to_string(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
 /// assert_eq!(state.get("congo"), Some("t61rcWkgMzE"));
 /// assert_eq!(state.len(), 2);
+///
+/// // one invalid member discards the header
+/// assert!(TraceState::extract([&b"rojo=1,BAD=2"[..]]).is_empty());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct TraceState {
@@ -74,37 +91,68 @@ impl TraceState {
     }
 
     /// The list carried by a request's `tracestate` header values, in the order received,
-    /// processed as the [type's documentation](Self) describes. Never fails.
+    /// processed as the [type's documentation](Self) describes: empty when the header is
+    /// missing or must be discarded. Never fails.
     ///
     /// Only call it when the request's `traceparent` was valid: the specification forbids
-    /// parsing `tracestate` otherwise.
+    /// using `tracestate` otherwise.
     ///
     /// # Examples
     ///
     /// ```
     /// use contextvars::trace::TraceState;
     ///
-    /// let state = TraceState::parse_headers([&b"a=1,b=2,a=3"[..], b" , c=x y ,bad key=1"]);
-    /// assert_eq!(state.as_str(), "b=2,c=x y");
-    /// assert_eq!(state.iter().collect::<Vec<_>>(), [("b", "2"), ("c", "x y")]);
-    /// assert_eq!((state.len(), state.get("a")), (2, None));
+    /// let state = TraceState::extract([&b"a=1,b=2,a=3"[..], b" , c=x y ,"]);
+    /// assert_eq!(state.as_str(), "a=1,b=2,c=x y");
+    /// assert_eq!(state.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2"), ("c", "x y")]);
+    ///
+    /// assert!(TraceState::extract([&b"a=1"[..], b"b="]).is_empty());
     /// ```
-    pub fn parse_headers<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut members: Vec<(&str, &str)> = Vec::with_capacity(4);
+    pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        Self::try_extract(values).unwrap_or_default()
+    }
+
+    /// [`extract`](Self::extract), saying why a header was discarded.
+    ///
+    /// # Errors
+    ///
+    /// The first reason found to discard the header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{TraceState, TraceStateError};
+    ///
+    /// assert_eq!(TraceState::try_extract([&b"a=1,@b=2"[..]]), Err(TraceStateError::Key));
+    /// assert_eq!(TraceState::try_extract([&b"a=b=c"[..]]), Err(TraceStateError::Value));
+    /// let many = (0..33).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+    /// assert_eq!(TraceState::try_extract([many.as_bytes()]), Err(TraceStateError::TooManyMembers));
+    /// ```
+    pub fn try_extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, TraceStateError> {
+        let mut members: Vec<(&str, &str)> = Vec::new();
+        let (mut len, mut count) = (0, 0);
         for value in values {
+            len += value.len();
+            if len > MAX_TRACESTATE_LEN {
+                return Err(TraceStateError::TooLong);
+            }
             for member in value.split(|&b| b == b',') {
                 let member = trim_ows(member);
                 if member.is_empty() {
                     continue;
                 }
-                if let Ok(parsed) = parse_member(member) {
-                    members.push(parsed);
+                let (key, value) = parse_member(member)?;
+                // Repeats count: the limit is on what was received.
+                count += 1;
+                if count > MAX_TRACESTATE_MEMBERS {
+                    return Err(TraceStateError::TooManyMembers);
+                }
+                if members.iter().all(|(k, _)| *k != key) {
+                    members.push((key, value));
                 }
             }
         }
-        drop_duplicated_keys(&mut members);
-        truncate(&mut members);
-        Self::from_members(members.iter().copied())
+        Ok(Self::from_members(members.iter().copied()))
     }
 
     /// The list of these members, already checked.
@@ -166,14 +214,14 @@ impl TraceState {
     ///
     /// # Errors
     ///
-    /// When the key or the value does not follow the grammar of level 1.
+    /// When the key or the value does not follow the grammar.
     ///
     /// # Examples
     ///
     /// ```
     /// use contextvars::trace::{TraceState, TraceStateError};
     ///
-    /// let state = TraceState::parse_headers([&b"congo=1,rojo=2"[..]]);
+    /// let state = TraceState::extract([&b"congo=1,rojo=2"[..]]);
     /// assert_eq!(state.with_member("rojo", "3").unwrap().to_string(), "rojo=3,congo=1");
     /// assert_eq!(state.with_member("Rojo", "3"), Err(TraceStateError::Key));
     /// assert_eq!(state.with_member("rojo", "a,b"), Err(TraceStateError::Value));
@@ -218,14 +266,18 @@ impl fmt::Display for TraceState {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceStateError {
-    /// The key is not a simple key (a lowercase letter, then up to 255 of `a-z0-9_-*/`) nor a
-    /// multi-tenant key (`tenant@system`, at most 241 and 14 characters).
+    /// The key does not start with a lowercase letter or a digit, is longer than 256
+    /// characters, or holds a character outside `a-z0-9_-*/@`.
     Key,
     /// The value is empty, longer than 256 characters, ends with a space, or holds a
     /// character outside printable ASCII or a `,` or `=`.
     Value,
     /// The member has no `=`.
     Member,
+    /// More than [`MAX_TRACESTATE_MEMBERS`] members.
+    TooManyMembers,
+    /// More than [`MAX_TRACESTATE_LEN`] bytes of header values.
+    TooLong,
 }
 
 impl fmt::Display for TraceStateError {
@@ -234,6 +286,8 @@ impl fmt::Display for TraceStateError {
             Self::Key => "invalid tracestate key",
             Self::Value => "invalid tracestate value",
             Self::Member => "tracestate member is not key=value",
+            Self::TooManyMembers => "tracestate has more than 32 members",
+            Self::TooLong => "tracestate is longer than 32768 bytes",
         })
     }
 }
@@ -256,29 +310,13 @@ fn parse_member(member: &[u8]) -> Result<(&str, &str), TraceStateError> {
     Ok((key, value))
 }
 
-fn is_lcalpha(b: u8) -> bool {
-    b.is_ascii_lowercase()
-}
-
-fn is_keychar(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
-}
-
-/// `key = simple-key / multi-tenant-key` of level 1.
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )` of level 2, with
+/// `keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`.
 fn is_key(key: &[u8]) -> bool {
-    match key.iter().position(|&b| b == b'@') {
-        None => {
-            matches!(key, [first, rest @ ..] if is_lcalpha(*first) && rest.len() <= 255 && rest.iter().all(|&b| is_keychar(b)))
-        }
-        Some(at) => {
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            let tenant_ok = matches!(tenant, [first, rest @ ..]
-                if (is_lcalpha(*first) || first.is_ascii_digit()) && rest.len() <= 240 && rest.iter().all(|&b| is_keychar(b)));
-            let system_ok = matches!(system, [first, rest @ ..]
-                if is_lcalpha(*first) && rest.len() <= 13 && rest.iter().all(|&b| is_keychar(b)));
-            tenant_ok && system_ok
-        }
-    }
+    let keychar =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@');
+    matches!(key, [first, rest @ ..]
+        if (first.is_ascii_lowercase() || first.is_ascii_digit()) && rest.len() <= 255 && rest.iter().all(|&b| keychar(b)))
 }
 
 /// `value = 0*255(chr) nblk-chr`: 1 to 256 printable ASCII characters but `,` and `=`, the
@@ -293,62 +331,12 @@ fn is_value(value: &[u8]) -> bool {
     }
 }
 
-/// Removes every member whose key appears more than once.
-fn drop_duplicated_keys(members: &mut Vec<(&str, &str)>) {
-    if members.len() <= 2 * MAX_TRACESTATE_MEMBERS {
-        // The usual case: few members, compare them pairwise without allocating.
-        let duplicated =
-            |key: &str, members: &[(&str, &str)]| members.iter().filter(|(k, _)| *k == key).count() > 1;
-        if members.iter().any(|(k, _)| duplicated(k, members)) {
-            let all = members.clone();
-            members.retain(|(k, _)| !duplicated(k, &all));
-        }
-        return;
-    }
-    let mut keys: Vec<&str> = members.iter().map(|(k, _)| *k).collect();
-    keys.sort_unstable();
-    let mut duplicated: Vec<&str> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
-    if duplicated.is_empty() {
-        return;
-    }
-    duplicated.dedup();
-    members.retain(|(k, _)| duplicated.binary_search(k).is_err());
-}
-
-/// Cuts the list to [`MAX_TRACESTATE_MEMBERS`]: long members first, then from the end.
-fn truncate(members: &mut Vec<(&str, &str)>) {
-    let mut excess = members.len().saturating_sub(MAX_TRACESTATE_MEMBERS);
-    if excess == 0 {
-        return;
-    }
-    let is_long = |(k, v): &(&str, &str)| k.len() + 1 + v.len() > LONG_MEMBER;
-    let long = members.iter().filter(|m| is_long(m)).count();
-    if long > 0 {
-        // Drop up to `excess` long members, the last ones first.
-        let mut to_drop = excess.min(long);
-        excess -= to_drop;
-        let mut keep = vec![true; members.len()];
-        for (i, member) in members.iter().enumerate().rev() {
-            if to_drop == 0 {
-                break;
-            }
-            if is_long(member) {
-                keep[i] = false;
-                to_drop -= 1;
-            }
-        }
-        let mut flags = keep.into_iter();
-        members.retain(|_| flags.next().unwrap_or(true));
-    }
-    members.truncate(members.len() - excess);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(values: &[&str]) -> TraceState {
-        TraceState::parse_headers(values.iter().map(|v| v.as_bytes()))
+        TraceState::extract(values.iter().map(|v| v.as_bytes()))
     }
 
     #[test]
@@ -389,19 +377,22 @@ mod tests {
     }
 
     #[test]
-    fn invalid_members_are_dropped_and_the_others_kept() {
-        for bad in
-            ["foo =1", "FOO=1", "foo.bar=1", "foo@=1", "@foo=1", "foo@@bar=1", "foo@bar@baz=1", "1foo=1"]
-        {
-            let state = parse(&[&format!("{bad},bar=2")]);
-            assert_eq!(state.to_string(), "bar=2", "{bad:?}");
+    fn one_invalid_member_discards_the_header() {
+        for bad in ["foo =1", "FOO=1", "foo.bar=1", "@foo=1", "_foo=1", "foo", "=1"] {
+            let header = format!("{bad},bar=2");
+            assert_eq!(TraceState::try_extract([header.as_bytes()]).map(|s| s.len()).ok(), None, "{bad:?}");
+            assert!(parse(&["bar=2", bad]).is_empty(), "{bad:?}");
         }
-        for bad in
-            ["foo=", "foo=a\u{1}b", "foo=a=b", "foo=\u{7f}", "foo=é", "foo", "=1", "foo=a\tb", "foo=a\r\nx"]
-        {
-            let state = parse(&[&format!("bar=2,{bad}")]);
-            assert_eq!(state.get("bar"), Some("2"), "{bad:?}");
-            assert_eq!(state.get("foo"), None, "{bad:?}");
+        for bad in ["foo=", "foo=a\u{1}b", "foo=a=b", "foo=\u{7f}", "foo=é", "foo=a\tb", "foo=a\r\nx"] {
+            assert!(parse(&[&format!("bar=2,{bad}")]).is_empty(), "{bad:?}");
+        }
+        assert_eq!(TraceState::try_extract([&b"a=1,b"[..]]), Err(TraceStateError::Member));
+    }
+
+    #[test]
+    fn level_2_keys_with_at_signs_are_kept() {
+        for key in ["foo@", "foo@@bar", "foo@bar@baz", "0tenant@system", "1", "a@1"] {
+            assert_eq!(parse(&[&format!("{key}=1,bar=2")]).get(key), Some("1"), "{key}");
         }
     }
 
@@ -411,51 +402,45 @@ mod tests {
             (format!("{}=1", "z".repeat(256)), true),
             (format!("{}=1", "z".repeat(257)), false),
             (format!("{}@{}=1", "t".repeat(241), "v".repeat(14)), true),
-            (format!("{}@v=1", "t".repeat(242)), false),
-            (format!("t@{}=1", "v".repeat(15)), false),
+            (format!("{}@v=1", "t".repeat(242)), true),
+            (format!("t@{}=1", "v".repeat(15)), true),
+            (format!("{}@{}=1", "t".repeat(242), "v".repeat(14)), false),
             (format!("foo={}", "v".repeat(256)), true),
             (format!("foo={}", "v".repeat(257)), false),
         ];
         for (member, valid) in cases {
             let state = parse(&["foo0=1", &member]);
-            assert_eq!(state.len(), if valid { 2 } else { 1 }, "{member}");
-            assert_eq!(state.get("foo0"), Some("1"));
+            assert_eq!(state.len(), if valid { 2 } else { 0 }, "{member}");
         }
     }
 
     #[test]
-    fn duplicated_keys_drop_every_member_with_that_key() {
+    fn a_repeated_key_keeps_its_first_member() {
         for values in [&["foo=1,foo=1"][..], &["foo=1,foo=2"], &["foo=1", "foo=1"], &["foo=1", "foo=2"]] {
             let state = parse(values);
-            assert_eq!(state.get("foo"), None, "{values:?}");
+            assert_eq!((state.len(), state.get("foo")), (1, Some("1")), "{values:?}");
         }
-        assert_eq!(parse(&["a=1,b=2,a=3,c=4"]).to_string(), "b=2,c=4");
-        // Long lists take another path.
-        let many: Vec<String> = (0..70).map(|i| format!("k{i}=v")).chain(["k5=again".into()]).collect();
-        let state = parse(&[&many.join(",")]);
-        assert_eq!((state.len(), state.get("k5"), state.get("k4")), (32, None, Some("v")));
-        assert_eq!((state.get("k32"), state.get("k33")), (Some("v"), None));
+        assert_eq!(parse(&["a=1,b=2,a=3,c=4"]).to_string(), "a=1,b=2,c=4");
         assert_eq!(format!("{:?}", parse(&["a=1"])), r#"{"a": "1"}"#);
         assert_eq!(parse(&["a=1, b=2"]).as_str(), "a=1,b=2");
     }
 
     #[test]
-    fn at_most_32_members() {
+    fn more_than_32_members_discard_the_header() {
         let members: Vec<String> = (1..=32).map(|i| format!("bar{i:02}={i:02}")).collect();
         let state = parse(&[&members.join(",")]);
         assert_eq!((state.len(), state.get("bar01")), (32, Some("01")));
 
-        let members: Vec<String> = (1..=34).map(|i| format!("bar{i:02}={i:02}")).collect();
-        let state = parse(&[&members.join(",")]);
-        assert_eq!(state.len(), 32);
-        assert_eq!((state.get("bar32"), state.get("bar33")), (Some("32"), None));
-
-        // Long members are dropped before the last ones.
-        let long = format!("long={}", "x".repeat(200));
-        let mut members: Vec<String> = (1..=32).map(|i| format!("bar{i:02}={i:02}")).collect();
-        members.insert(3, long);
-        let state = parse(&[&members.join(",")]);
-        assert_eq!((state.len(), state.get("long"), state.get("bar32")), (32, None, Some("32")));
+        let members: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+        assert_eq!(
+            TraceState::try_extract([members.join(",").as_bytes()]),
+            Err(TraceStateError::TooManyMembers)
+        );
+        // Repeats count: 33 members received, even if only 32 keys.
+        let repeated = format!("{},bar01=again", members[..32].join(","));
+        assert!(parse(&[&repeated]).is_empty());
+        // Empty members do not.
+        assert_eq!(parse(&[&format!("{},,, ,", members[..32].join(","))]).len(), 32);
     }
 
     #[test]
@@ -465,13 +450,20 @@ mod tests {
         assert_eq!(state.with_member("b", "9").unwrap().to_string(), "b=9,a=1");
         assert_eq!(TraceState::new().with_member("k", "v ").unwrap_err(), TraceStateError::Value);
         let full = parse(&[&(1..=32).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",")]);
+        assert_eq!(full.len(), 32);
         let added = full.with_member("new", "1").unwrap();
         assert_eq!((added.len(), added.get("k32")), (32, None));
     }
 
     #[test]
     fn errors_display_in_lowercase() {
-        for e in [TraceStateError::Key, TraceStateError::Value, TraceStateError::Member] {
+        for e in [
+            TraceStateError::Key,
+            TraceStateError::Value,
+            TraceStateError::Member,
+            TraceStateError::TooManyMembers,
+            TraceStateError::TooLong,
+        ] {
             let text = e.to_string();
             assert!(text.starts_with(|c: char| c.is_ascii_lowercase()) && !text.ends_with('.'));
         }
