@@ -4,8 +4,11 @@
 //!   only one (one load of the count, no read-modify-write) and copied otherwise.
 //! - [`Value`]: a type-erased, reference-counted value whose type is checked against a
 //!   `TypeId` stored beside it, a plain comparison instead of `dyn Any`'s virtual call.
-//! - [`Slot`]: the thread's current context as one raw pointer and an id in a `const`
-//!   thread-local without a destructor, so reaching it is a plain thread-local access.
+//! - The thread's current context as one raw pointer in a `const` thread-local without a
+//!   destructor, so reaching it is a plain thread-local access, and a read cache beside it.
+//! - With the `trace` feature on Unix, [`fork_generation`]: an at-fork handler, so that trace
+//!   IDs drawn from a buffer of randomness never repeat in a forked child without a system
+//!   call per ID.
 //!
 //! Each piece exists because a benchmark in `benches/context.rs` showed the safe version
 //! costing a multiple of the whole operation (BENCHMARKS.md, "Core v2"). Every block states
@@ -385,4 +388,31 @@ pub(crate) fn update_root<R>(f: impl FnOnce(&mut Option<Root>) -> R) -> R {
         Some(unsafe { Root::from_raw(raw) })
     });
     f(&mut root.0)
+}
+
+/// How many times this process is a `fork()` away from the one that first asked: 0 in the
+/// original process, incremented in each child by an at-fork handler registered on first use.
+/// `None` where no handler could be registered (then callers fall back to the process id).
+#[cfg(all(unix, feature = "trace"))]
+pub(crate) fn fork_generation() -> Option<u64> {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    static REGISTER: Once = Once::new();
+
+    extern "C" fn in_child() {
+        // Async-signal-safe: one atomic increment, nothing else, in the new child.
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+
+    REGISTER.call_once(|| {
+        // SAFETY: `pthread_atfork` only records the handler; `in_child` is an `extern "C"` fn
+        // with no arguments that lives for the whole program and does only an atomic
+        // increment, which is safe in a forked child.
+        let failed = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        REGISTERED.store(failed == 0, Ordering::Release);
+    });
+    REGISTERED.load(Ordering::Acquire).then(|| GENERATION.load(Ordering::Relaxed))
 }

@@ -8,10 +8,10 @@
 //!
 //! A process created by `fork()` inherits the buffer: parent and child would then hand out
 //! the same ids (a daemon forking workers, a Python extension under a pre-forking server).
-//! Each buffer remembers the id of the process that filled it, and is thrown away when
-//! the process id has changed. Reading the process id is one `getpid` call per id, the
-//! cheapest system call there is (BENCHMARKS.md has its cost); an at-fork handler would
-//! avoid it, but needs `unsafe` code.
+//! On Unix an at-fork handler counts forks (`fork_generation`, one atomic load per id); each
+//! buffer remembers the generation that filled it and is thrown away in a child. Where the
+//! handler cannot be registered, the buffer remembers the process id instead (one `getpid`
+//! per id).
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
@@ -25,24 +25,34 @@ struct Pool {
     bytes: [u8; POOL],
     used: usize,
     /// The process that filled `bytes`: a forked child must not use them.
-    pid: u32,
+    filled_by: u64,
 }
 
 thread_local! {
-    static RANDOM: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL, pid: 0 }) };
+    static RANDOM: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL, filled_by: u64::MAX }) };
+}
+
+/// Which process this is, as far as a buffer filled in another one must not be used here: the
+/// fork generation, else the process id (with the high bit set, apart from generations).
+fn process() -> u64 {
+    #[cfg(unix)]
+    if let Some(generation) = crate::raw::fork_generation() {
+        return generation;
+    }
+    u64::from(std::process::id()) | 1 << 63
 }
 
 /// Fills `out` (at most `POOL` bytes) with random bytes.
 fn fill(out: &mut [u8]) {
     let from_pool = RANDOM.try_with(|pool| {
         let Ok(mut pool) = pool.try_borrow_mut() else { return false };
-        let pid = std::process::id();
-        if pool.used + out.len() > POOL || pool.pid != pid {
+        let process = process();
+        if pool.used + out.len() > POOL || pool.filled_by != process {
             if getrandom::fill(&mut pool.bytes).is_err() {
                 return false;
             }
             pool.used = 0;
-            pool.pid = pid;
+            pool.filled_by = process;
         }
         let range = pool.used..pool.used + out.len();
         out.copy_from_slice(&pool.bytes[range.clone()]);
