@@ -105,15 +105,25 @@ fn push<V>(index: &mut [u8; WIDTH], slots: &mut Vec<Slot<V>>, chunk: usize, slot
     index[chunk] = slots.len() as u8;
 }
 
-/// Takes out the slot of `chunk`, moving the last slot into its place.
-fn take<V>(index: &mut [u8; WIDTH], slots: &mut Vec<Slot<V>>, chunk: usize) -> Slot<V> {
+/// Takes out the slot of `chunk` in a node at `shift`, moving the last slot into its place.
+fn take<V>(index: &mut [u8; WIDTH], slots: &mut Vec<Slot<V>>, chunk: usize, shift: u32) -> Slot<V> {
     let position = usize::from(index[chunk]) - 1;
     index[chunk] = 0;
-    let last = slots.len() as u8;
-    if let Some(moved) = index.iter_mut().find(|i| **i == last) {
-        *moved = position as u8 + 1;
+    let taken = slots.swap_remove(position);
+    if let Some(moved) = slots.get(position) {
+        index[self::chunk(any_key(moved), shift)] = position as u8 + 1;
     }
-    slots.swap_remove(position)
+    taken
+}
+
+/// A key stored in or below `slot`: every key there has the slot's chunk.
+fn any_key<V>(mut slot: &Slot<V>) -> u64 {
+    loop {
+        match slot {
+            Slot::Leaf(key, _) => return *key,
+            Slot::Branch(child) => slot = &child.get().slots[0],
+        }
+    }
 }
 
 impl<V> IdMap<V> {
@@ -259,7 +269,7 @@ impl<V: Clone> IdMap<V> {
             if matches!(slots[position - 1], Slot::Leaf(k, _) if k != key) {
                 // Another key shares this chunk: both go one level down.
                 let (value, result) = vacant(arg);
-                let Slot::Leaf(other, other_value) = take(index, slots, c) else { unreachable!("a leaf") };
+                let Slot::Leaf(other, other_value) = take(index, slots, c, shift) else { unreachable!("a leaf") };
                 let pair = Node::pair(shift + BITS, (other, other_value), (key, value));
                 push(index, slots, c, Slot::Branch(Shared::new(pair)));
                 *len += 1;
@@ -296,7 +306,7 @@ fn remove_in<V: Clone>(node: &mut Node<V>, key: u64, shift: u32) -> V {
     let c = chunk(key, shift);
     let position = usize::from(node.index[c]) - 1;
     let Slot::Branch(child) = &mut node.slots[position] else {
-        let Slot::Leaf(_, value) = take(&mut node.index, &mut node.slots, c) else {
+        let Slot::Leaf(_, value) = take(&mut node.index, &mut node.slots, c, shift) else {
             unreachable!("not a branch")
         };
         return value;
