@@ -269,7 +269,9 @@ impl<V: Clone> IdMap<V> {
             if matches!(slots[position - 1], Slot::Leaf(k, _) if k != key) {
                 // Another key shares this chunk: both go one level down.
                 let (value, result) = vacant(arg);
-                let Slot::Leaf(other, other_value) = take(index, slots, c, shift) else { unreachable!("a leaf") };
+                let Slot::Leaf(other, other_value) = take(index, slots, c, shift) else {
+                    unreachable!("a leaf")
+                };
                 let pair = Node::pair(shift + BITS, (other, other_value), (key, value));
                 push(index, slots, c, Slot::Branch(Shared::new(pair)));
                 *len += 1;
