@@ -1,6 +1,6 @@
 //! The thread's current context, and the one routine that swaps another one in.
 //!
-//! Every thread has a current context: its trie, in `raw.rs`, and the cells below. Reads look
+//! Every thread has a current context: its trie, in `raw/slot.rs`, and the cells below. Reads look
 //! into it where it is ([`lend`]); `set`/`reset` change it in place ([`change`]); [`enter`]
 //! swaps a caller's context in for the length of a closure and back out, also on unwind.
 //! `Context::run`, `WithContext::poll`, `WithContext`'s drop and so everything else that
@@ -42,7 +42,7 @@ const PINNED: u32 = 1 << 31;
 /// Identities handed to contexts the first time a token is created in them.
 static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-// The thread's current context is its trie (`raw.rs`) and these; each is a `const` cell
+// The thread's current context is its trie (`raw/slot.rs`) and these; each is a `const` cell
 // without a destructor, so every access is a plain thread-local load or store.
 thread_local! {
     /// The current context's identity for tokens (0 until a token is created in it).
