@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Context;
 use crate::hamt::IdMap;
-use crate::raw::{self, Root, Value};
+use crate::raw::{self, Root, Trie, Value};
 
 /// `FLAGS`: the thread is an executor worker (`thread::mark_worker`).
 pub(crate) const WORKER: u8 = 1;
@@ -105,7 +105,7 @@ fn unpin() {
 #[cold]
 #[inline(never)]
 fn pin() {
-    let root = raw::peek_root(another_handle);
+    let root = raw::another_root();
     if let Some(root) = root {
         let mut root = Some(root);
         if PINS.try_with(|pins| pins.borrow_mut().extend(root.take())).is_ok() {
@@ -117,16 +117,10 @@ fn pin() {
     }
 }
 
-/// Another handle to the trie (a named function: `Option::cloned` as a path is not general
-/// enough over the borrow's lifetime).
-fn another_handle(root: Option<&Root>) -> Option<Root> {
-    root.cloned()
-}
-
 /// A snapshot of the current context: one reference-count increment.
 #[inline]
 pub(crate) fn snapshot() -> Context {
-    Context::from_root(raw::peek_root(another_handle))
+    Context::from_trie(raw::snapshot())
 }
 
 /// The current context's identity for tokens, drawn on first use.
@@ -160,12 +154,7 @@ pub(crate) fn change<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
     if READING.get() != 0 {
         pin();
     }
-    let result = raw::update_root(|root| {
-        let mut map = IdMap::from_root(root.take());
-        let result = f(&mut map);
-        *root = map.into_root();
-        result
-    });
+    let result = raw::update_root(f);
     if FLAGS.get() & GUARDED == 0 && DEPTH.get() == 0 && !raw::root_is_empty() {
         guard_own_context();
     }
@@ -182,8 +171,8 @@ fn guard_own_context() {
         return;
     }
     FLAGS.set(FLAGS.get() | GONE);
-    let mut orphan = None;
-    raw::exchange_root(&mut orphan);
+    let mut orphan = Trie::new();
+    raw::exchange(&mut orphan);
     // A new identity for what follows, so tokens made for the dropped values fail to reset.
     ID.set(0);
     drop(orphan);
@@ -197,12 +186,12 @@ impl Drop for ExitGuard {
         FLAGS.set((FLAGS.get() | GONE) & !GUARDED);
         // A value's destructor may set variables again; those sets keep nothing from now on.
         loop {
-            let mut root = None;
-            raw::exchange_root(&mut root);
-            if root.is_none() {
+            let mut trie = Trie::new();
+            raw::exchange(&mut trie);
+            if trie.map().is_empty() {
                 break;
             }
-            drop(root);
+            drop(trie);
         }
     }
 }
@@ -249,8 +238,8 @@ pub(crate) fn leave_detached(ctx: &mut Context) {
 /// Exchanges `ctx` with the current context. Drops nothing.
 #[inline]
 fn exchange(ctx: &mut Context) {
-    let (root, id) = ctx.parts_mut();
-    raw::exchange_root(root);
+    let (trie, id) = ctx.parts_mut();
+    raw::exchange(trie);
     *id = ID.replace(*id);
 }
 

@@ -183,11 +183,6 @@ impl<V> IdMap<V> {
         Self { root }
     }
 
-    /// The trie's root, giving up the map.
-    pub(crate) fn into_root(self) -> Option<Shared<Node<V>>> {
-        self.root
-    }
-
     /// The trie's root, to be exchanged with the thread's slot.
     pub(crate) fn root_mut(&mut self) -> &mut Option<Shared<Node<V>>> {
         &mut self.root

@@ -1,78 +1,173 @@
 //! The thread's current context: its trie as one raw pointer in a `const` thread-local without
 //! a destructor, and the read cache beside it.
+//!
+//! The read cache remembers, per variable, where its value sits in the trie of a given
+//! *stamp*: a name for a trie's content. A [`Trie`] carries its stamp; a copy shares it (same
+//! nodes, same content), and any change through [`Trie::map_mut`] or [`update_root`] clears it
+//! (0 names nothing). Stamps are handed out once (see [`fresh_stamp`]), so an entry recorded
+//! under stamp `s` is valid exactly while the current trie is stamped `s`: across entering and
+//! leaving contexts, such as the polls of one task, reads stay cached.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Shared;
 use super::value::{Header, Value};
-use crate::hamt::Node;
+use crate::hamt::{self, IdMap, Node};
 
 /// The root of a context's trie, as the thread's current context holds it.
 pub(crate) type Root = Shared<Node<Value>>;
+
+/// A context's values with the stamp that names their content for the read cache.
+pub(crate) struct Trie {
+    map: IdMap<Value>,
+    /// 0, or a stamp that only tries with these very nodes, unchanged, carry.
+    stamp: u64,
+}
+
+impl Trie {
+    pub(crate) const fn new() -> Self {
+        Self { map: IdMap::new(), stamp: 0 }
+    }
+
+    pub(crate) fn map(&self) -> &IdMap<Value> {
+        &self.map
+    }
+
+    /// The values, to change: the trie loses its stamp.
+    pub(crate) fn map_mut(&mut self) -> &mut IdMap<Value> {
+        self.stamp = 0;
+        &mut self.map
+    }
+}
+
+impl Clone for Trie {
+    /// The same nodes, so the same content and the same stamp.
+    fn clone(&self) -> Self {
+        Self { map: self.map.clone(), stamp: self.stamp }
+    }
+}
 
 thread_local! {
     /// The root of the thread's current context's trie, as a raw [`Root`] the slot owns (null
     /// for the empty context). No destructor and `const`: reaching it is a plain thread-local
     /// load. The thread's own context is released at thread exit by a guard in `current.rs`.
     static ROOT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
-    /// Bumped by every change of what `ROOT` holds ([`exchange_root`], [`update_root`]): the
-    /// only two ways to change it. The read cache trusts entries of the current version.
-    static VERSION: Cell<u64> = const { Cell::new(1) };
-    /// Recent reads of the current context: variable id -> its value (null when not set),
-    /// valid while `VERSION` is the one recorded. Direct-mapped by the low bits of the id.
+    /// The current trie's stamp: moves in and out with `ROOT`, cleared by every change.
+    static STAMP: Cell<u64> = const { Cell::new(0) };
+    /// The next stamp this thread hands out, and the end of its block of stamps.
+    static NEXT_STAMP: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// Recent reads of the current context: variable id -> its value (null when not set) in
+    /// the trie of the recorded stamp. Direct-mapped by the low bits of the id.
     static CACHE: [Cell<CacheEntry>; CACHE_SLOTS] =
-        const { [const { Cell::new(CacheEntry { id: 0, version: 0, value: std::ptr::null() }) }; CACHE_SLOTS] };
+        const { [const { Cell::new(CacheEntry { id: 0, stamp: 0, value: std::ptr::null() }) }; CACHE_SLOTS] };
 }
 
 /// Entries in the read cache.
 const CACHE_SLOTS: usize = 32;
 
-/// One read cache entry: `value` is what the trie of `VERSION == version` holds under `id`.
+/// Stamps a thread takes from the shared counter at a time.
+const STAMP_BLOCK: u64 = 1 << 16;
+
+/// The next stamp block's start, shared by all threads.
+static STAMP_BLOCKS: AtomicU64 = AtomicU64::new(1);
+
+/// One read cache entry: `value` is what the trie stamped `stamp` holds under `id`.
 #[derive(Clone, Copy)]
 struct CacheEntry {
     id: u64,
-    version: u64,
+    stamp: u64,
     value: *const Header,
 }
 
+/// A stamp no trie has carried before: from this thread's block, taking a new block from the
+/// shared counter when it runs out (one atomic add per 65,536 stamps).
+fn fresh_stamp() -> u64 {
+    let (next, end) = NEXT_STAMP.get();
+    let (next, end) = if next < end {
+        (next, end)
+    } else {
+        let start = STAMP_BLOCKS.fetch_add(STAMP_BLOCK, Ordering::Relaxed);
+        (start, start + STAMP_BLOCK)
+    };
+    NEXT_STAMP.set((next + 1, end));
+    next
+}
+
 /// The value under the variable id `id` in the current context, if it is a `T`: from the read
-/// cache when the context is unchanged since the last read of `id`, else from the trie (and
-/// then cached). `f` gets it; the caller keeps the trie unchanged while `f` runs user code, as
-/// for [`peek_root`].
+/// cache when the current trie carries the stamp the entry was recorded under, else from the
+/// trie (and then cached). `f` gets it; the caller keeps the trie unchanged while `f` runs
+/// user code, as for [`peek_root`].
 #[inline]
 pub(crate) fn lend_value<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
-    let slot = (id as usize) % CACHE_SLOTS;
-    let entry = CACHE.with(|cache| cache[slot].get());
-    if entry.id == id && entry.version == VERSION.get() {
+    let entry = CACHE.with(|cache| cache[cache_slot(id)].get());
+    // Entries are recorded with non-zero stamps and ids, so an unstamped trie never matches.
+    if entry.id == id && entry.stamp == STAMP.get() {
         if entry.value.is_null() {
             return f(None);
         }
-        // SAFETY: the entry was recorded (below) from a `Value` in the trie `ROOT` held at
-        // `version`, and `VERSION` still equals it, so `ROOT` has not changed since: the trie,
-        // and with it that value's handle, is alive and unchanged (values are written only
-        // through `update_root`, which bumps `VERSION`). The caller keeps it so while `f`
-        // runs (see `peek_root`). `downcast_raw` checks the type.
+        // SAFETY: the entry was recorded (in `lend_value_slow`) from a `Value` held by the
+        // trie stamped `entry.stamp`, and the current trie carries that stamp. A stamp is given
+        // out once and kept only by copies of that trie (same nodes) while nothing changes
+        // them: every change clears it (`Trie::map_mut`, `update_root`). So the current trie
+        // is those nodes, unchanged, and they hold that value's handle: alive, unwritten. The
+        // caller keeps it so while `f` runs (see `peek_root`). `downcast_raw` checks the type.
         return f(unsafe { Value::downcast_raw::<T>(entry.value) });
     }
+    lend_value_slow(id, f)
+}
+
+/// [`lend_value`] on a cache miss: reads the trie and records the entry.
+#[inline(never)]
+fn lend_value_slow<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
     peek_root(|root| {
-        let value = root.and_then(|root| crate::hamt::get_in(root, id));
+        let value = root.and_then(|root| hamt::get_in(root, id));
+        let stamp = match STAMP.get() {
+            0 => {
+                let stamp = fresh_stamp();
+                STAMP.set(stamp); // names the current content; copies taken from now on share it
+                stamp
+            }
+            stamp => stamp,
+        };
         let raw = value.map_or(std::ptr::null(), |value| value.0.as_ptr().cast_const());
-        CACHE.with(|cache| cache[slot].set(CacheEntry { id, version: VERSION.get(), value: raw }));
+        CACHE.with(|cache| cache[cache_slot(id)].set(CacheEntry { id, stamp, value: raw }));
         f(value.and_then(Value::downcast_ref::<T>))
     })
 }
 
-/// Exchanges the current context's trie with `root`; ownership moves both ways.
 #[inline]
-pub(crate) fn exchange_root(root: &mut Option<Root>) {
-    let incoming = root.take().map_or(std::ptr::null(), Root::into_raw);
+fn cache_slot(id: u64) -> usize {
+    (id as usize) % CACHE_SLOTS
+}
+
+/// Exchanges the current context's trie with `trie`; ownership moves both ways.
+#[inline]
+pub(crate) fn exchange(trie: &mut Trie) {
+    let incoming = trie.map.root_mut().take().map_or(std::ptr::null(), Root::into_raw);
     let outgoing = ROOT.replace(incoming);
-    VERSION.set(VERSION.get() + 1);
+    trie.stamp = STAMP.replace(trie.stamp);
     if !outgoing.is_null() {
         // SAFETY: every pointer stored in `ROOT` comes from `Root::into_raw` (here and in
         // `update_root`), and leaves it once: here, or in `update_root`, which writes back.
-        *root = Some(unsafe { Root::from_raw(outgoing) });
+        *trie.map.root_mut() = Some(unsafe { Root::from_raw(outgoing) });
     }
+}
+
+/// A copy of the current trie, stamp included: one reference-count increment.
+#[inline]
+pub(crate) fn snapshot() -> Trie {
+    Trie { map: IdMap::from_root(another_root()), stamp: STAMP.get() }
+}
+
+/// Another handle to the current trie's root: one reference-count increment.
+#[inline]
+pub(crate) fn another_root() -> Option<Root> {
+    /// Named: `Option::cloned` as a path is not general enough over the borrow's lifetime.
+    fn cloned(root: Option<&Root>) -> Option<Root> {
+        root.cloned()
+    }
+    peek_root(cloned)
 }
 
 /// `true` when the current context is empty.
@@ -87,43 +182,44 @@ pub(crate) fn root_is_empty() -> bool {
 /// reading count of `current.rs` first, and every change made meanwhile pins the trie and
 /// copies rather than writing in place or dropping it.
 #[inline]
-pub(crate) fn peek_root<R>(f: impl FnOnce(Option<&Root>) -> R) -> R {
+fn peek_root<R>(f: impl FnOnce(Option<&Root>) -> R) -> R {
     let raw = ROOT.get();
     if raw.is_null() {
         return f(None);
     }
     // SAFETY: `raw` came from `Root::into_raw` and `ROOT` still owns it. The handle rebuilt here
     // is never dropped (`ManuallyDrop`), so the count is untouched. While `f` runs, the trie can
-    // leave `ROOT` only through `exchange_root` or `update_root`; the engine calls those with the
+    // leave `ROOT` only through `exchange` or `update_root`; the engine calls those with the
     // reading count raised, and then pins the trie (one more handle) and copies it instead of
     // changing or dropping it (see `current.rs`), so the node stays valid and unchanged.
     let handle = std::mem::ManuallyDrop::new(unsafe { Root::from_raw(raw) });
     f(Some(&handle))
 }
 
-/// Runs `f` on the current context's trie, mutably, in place. `f` must not touch the current
-/// context (it is not valid there while `f` runs) nor drop user values.
+/// Runs `f` on the current context's values, mutably, in place; the trie loses its stamp.
+/// `f` must not touch the current context (it is not valid there while `f` runs) nor drop
+/// user values.
 #[inline]
-pub(crate) fn update_root<R>(f: impl FnOnce(&mut Option<Root>) -> R) -> R {
+pub(crate) fn update_root<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
     /// Writes the trie back, also if `f` unwinds.
-    struct WriteBack(Option<Root>);
+    struct WriteBack(IdMap<Value>);
 
     impl Drop for WriteBack {
         #[inline]
         fn drop(&mut self) {
-            ROOT.set(self.0.take().map_or(std::ptr::null(), Root::into_raw));
-            VERSION.set(VERSION.get() + 1);
+            ROOT.set(self.0.root_mut().take().map_or(std::ptr::null(), Root::into_raw));
+            STAMP.set(0);
         }
     }
 
     let raw = ROOT.get();
-    let mut root = WriteBack(if raw.is_null() {
+    let mut map = WriteBack(IdMap::from_root(if raw.is_null() {
         None
     } else {
-        // SAFETY: as in `exchange_root`: `raw` is owned by `ROOT`; ownership moves into the
-        // guard, which stores the (possibly new) trie back into `ROOT` when it is dropped, and
-        // nothing reads `ROOT` in between (`f` may not touch the current context).
+        // SAFETY: as in `exchange`: `raw` is owned by `ROOT`; ownership moves into the guard,
+        // which stores the (possibly new) trie back into `ROOT` when it is dropped, and nothing
+        // reads `ROOT` in between (`f` may not touch the current context).
         Some(unsafe { Root::from_raw(raw) })
-    });
-    f(&mut root.0)
+    }));
+    f(&mut map.0)
 }
