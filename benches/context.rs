@@ -433,5 +433,38 @@ fn otel_spawn_request() -> u64 {
     run_request(opentelemetry::context::FutureExt::with_context(otel_request(), cx))
 }
 
-criterion_group!(benches, get, scope, set_reset, poll, copy, request);
+/// What the safe-by-default checks cost: `set` (which refuses a root set on a worker thread)
+/// against the same set without the check, inside an entered context and in the thread's own
+/// context; and `get` on a thread marked as a worker against an unmarked one (`get` has no
+/// check in release builds: the leak bookkeeping is for debug builds with `tokio`).
+fn checks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("checks");
+    group.bench_function("set+reset/entered/checked", |b| {
+        filled(4).run(|| b.iter(|| VALUE.reset(VALUE.set(black_box(2)))));
+    });
+    group.bench_function("set+reset/entered/unchecked", |b| {
+        filled(4).run(|| b.iter(|| VALUE.reset(VALUE.__set_without_checks(black_box(2)))));
+    });
+    group.bench_function("set+reset/own/checked", |b| {
+        let token = VALUE.set(1);
+        b.iter(|| VALUE.reset(VALUE.set(black_box(2))));
+        VALUE.reset(token).unwrap();
+    });
+    group.bench_function("set+reset/own/unchecked", |b| {
+        let token = VALUE.set(1);
+        b.iter(|| VALUE.reset(VALUE.__set_without_checks(black_box(2))));
+        VALUE.reset(token).unwrap();
+    });
+    group.bench_function("get/unmarked", |b| {
+        filled(4).run(|| b.iter(|| black_box(VALUE.get().unwrap_or(0))));
+    });
+    group.bench_function("get/worker", |b| {
+        contextvars::thread::mark_worker();
+        filled(4).run(|| b.iter(|| black_box(VALUE.get().unwrap_or(0))));
+        contextvars::thread::unmark_worker();
+    });
+    group.finish();
+}
+
+criterion_group!(benches, get, scope, set_reset, poll, copy, request, checks);
 criterion_main!(benches);

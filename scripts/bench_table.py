@@ -169,6 +169,23 @@ GROUPS = [
             Row("request/otel", "opentelemetry `current()` + 3 `with_value` + `with_context`"),
         ],
     ),
+    Group(
+        "checks",
+        "checks: what the safe-by-default checks cost (same build, with and without)",
+        "checks/get/unmarked",
+        "get, unmarked thread",
+        [
+            Row("checks/set+reset/entered/checked", "set + reset in an entered context, checked",
+                [Target("within 5% of unchecked", "checks/set+reset/entered/unchecked", 1.05)]),
+            Row("checks/set+reset/entered/unchecked", "the same without the worker check"),
+            Row("checks/set+reset/own/checked", "set + reset in the thread's own context, checked",
+                [Target("within 5% of unchecked", "checks/set+reset/own/unchecked", 1.05)]),
+            Row("checks/set+reset/own/unchecked", "the same without the worker check"),
+            Row("checks/get/worker", "get on a thread marked as a worker",
+                [Target("unchanged (within 5%)", "checks/get/unmarked", 1.05)]),
+            Row("checks/get/unmarked", "get on an unmarked thread"),
+        ],
+    ),
 ]
 
 

@@ -244,6 +244,14 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         self.set_unchecked(value)
     }
 
+    /// [`set`](Self::set) without the worker-thread check and the leak bookkeeping: for the
+    /// benchmark that measures what those cost. Not part of the API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __set_without_checks(&self, value: T) -> Token<T> {
+        self.set_unchecked(value)
+    }
+
     /// [`set`](Self::set) without the worker-thread check: for [`scope`](Self::scope), whose
     /// value cannot outlive the call.
     #[inline]
