@@ -133,6 +133,7 @@ pub fn in_context() -> bool {
 /// # Panics
 ///
 /// As [`std::thread::spawn`]: if the operating system cannot create a thread.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -160,6 +161,7 @@ where
 /// # Panics
 ///
 /// As [`Scope::spawn`]: if the operating system cannot create a thread.
+#[track_caller]
 pub fn spawn_scoped<'scope, F, T>(scope: &'scope Scope<'scope, '_>, f: F) -> ScopedJoinHandle<'scope, T>
 where
     F: FnOnce() -> T + Send + 'scope,

@@ -14,7 +14,7 @@ static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A context variable: a key whose value depends on the context it is read in.
 ///
-/// Declare it once, usually in a `static`; each thread, each task wrapped in
+/// Declare it once, in a `static`; each thread, each task wrapped in
 /// [`WithContext`](crate::WithContext) and each [`Context::run`](crate::Context::run) then sees its own value.
 /// Values must be `Send + Sync` because contexts move between threads.
 ///
@@ -31,6 +31,16 @@ static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
 /// REQUEST_ID.reset(token).unwrap();
 /// assert_eq!(REQUEST_ID.get(), None);
 /// ```
+///
+/// A `const` instead of a `static` is a mistake: every use of a `const` makes a new variable,
+/// so a value set through it can never be read back. Debug builds panic when such a variable
+/// is dropped after a `set` (clippy's `declare_interior_mutable_const` lint flags the `const`
+/// itself).
+///
+/// # Panics
+///
+/// In debug builds, dropping a variable after a `set` on it: its values can never be read
+/// again. A `static` is never dropped.
 pub struct ContextVar<T> {
     name: &'static str,
     default: Option<T>,

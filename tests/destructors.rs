@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
-use contextvars::{Context, ContextVar, FutureExt, ResetError};
+use contextvars::{Context, ContextVar, FutureExt, ResetError, WithContext};
 
 mod support;
 use support::{isolated, poll_once};
@@ -330,4 +330,66 @@ fn get_during_thread_local_destruction_returns_the_default() {
     .join()
     .unwrap();
     assert_eq!(*results.lock().unwrap(), [(Some(0), None)]);
+}
+
+/// Enters contexts when dropped: `Context::run`, and a `WithContext` whose future reads its
+/// context when dropped.
+struct EntersOnDrop {
+    context: Context,
+    future: Option<Pin<Box<WithContext<ReadsOnDrop>>>>,
+    results: Arc<Mutex<Vec<Reads>>>,
+}
+
+/// A future that records what `SIDE` reads when it is dropped.
+struct ReadsOnDrop(Arc<Mutex<Vec<Reads>>>);
+
+impl Future for ReadsOnDrop {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+impl Drop for ReadsOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push((SIDE.get(), None));
+    }
+}
+
+impl Drop for EntersOnDrop {
+    fn drop(&mut self) {
+        let seen = self.context.run(|| {
+            SIDE.set(7); // inside an entered context: kept there even at thread exit
+            (SIDE.get(), UNSET.get())
+        });
+        self.results.lock().unwrap().push(seen);
+        drop(self.future.take());
+        self.results.lock().unwrap().push((self.context.get(&SIDE).copied(), None));
+    }
+}
+
+thread_local! {
+    static ENTERS: RefCell<Option<EntersOnDrop>> = const { RefCell::new(None) };
+}
+
+/// At thread exit, after the thread's own context is gone, `Context::run` still enters the
+/// given context and a `WithContext` still drops its future inside its own.
+#[test]
+fn run_and_with_context_enter_their_context_during_thread_exit() {
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let in_thread = Arc::clone(&results);
+    std::thread::spawn(move || {
+        // Registered first, so dropped after the thread's own context is gone.
+        ENTERS.with(|enters| {
+            let context = Context::new().with_value(&UNSET, 3);
+            let future = Box::pin(
+                ReadsOnDrop(Arc::clone(&in_thread)).with_context(Context::new().with_value(&SIDE, 4)),
+            );
+            *enters.borrow_mut() = Some(EntersOnDrop { context, future: Some(future), results: in_thread });
+        });
+        SIDE.set(1);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(*results.lock().unwrap(), [(Some(7), Some(3)), (Some(4), None), (Some(7), None)]);
 }
