@@ -10,7 +10,9 @@ use std::marker::PhantomPinned;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
 
-use contextvars::{AndContext, Context, ContextSpawner, ContextVar, Iter, ResetError, Token, WithContext};
+use contextvars::{
+    AndContext, Context, ContextSpawner, ContextVar, Iter, ResetError, Token, TryResetError, WithContext,
+};
 
 fn assert_send<T: Send>() {}
 fn assert_sync<T: Sync>() {}
@@ -161,5 +163,19 @@ fn errors_are_plain_data() {
     assert_unpin::<ResetError>();
     assert_unwind_safe::<ResetError>();
     let e: Box<dyn std::error::Error + Send + Sync> = Box::new(ResetError::DifferentVar);
+    assert_eq!(e.to_string(), "token was created by a different context variable");
+}
+
+#[test]
+fn a_refused_token_follows_its_value_and_is_an_error() {
+    assert_send::<TryResetError<String>>();
+    assert_sync::<TryResetError<String>>();
+    assert_unpin::<TryResetError<String>>();
+    assert_not_send!(TryResetError<Rc<u8>>);
+    assert_not_sync!(TryResetError<Cell<u8>>);
+    static V: ContextVar<String> = ContextVar::new("v");
+    static W: ContextVar<String> = ContextVar::new("w");
+    let refused = W.try_reset(V.set("x".to_string())).unwrap_err();
+    let e: Box<dyn std::error::Error + Send + Sync> = Box::new(refused);
     assert_eq!(e.to_string(), "token was created by a different context variable");
 }
