@@ -1,4 +1,38 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate documentation. Its examples are complete programs that use the
+// optional integrations, so it is included (and its examples run as doctests) only when every
+// feature they need is on: `cargo test --all-features`, and docs.rs, which builds with all
+// features.
+#![cfg_attr(
+    all(
+        feature = "trace",
+        feature = "http",
+        feature = "tower",
+        feature = "log",
+        feature = "tracing",
+        feature = "test-util",
+        feature = "tokio",
+        feature = "rayon"
+    ),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(
+        feature = "trace",
+        feature = "http",
+        feature = "tower",
+        feature = "log",
+        feature = "tracing",
+        feature = "test-util",
+        feature = "tokio",
+        feature = "rayon"
+    )),
+    doc = "Context variables (Python's PEP 567) for Rust: values that follow a request across \
+           `.await`, spawned tasks and thread pools, on any executor.\n\n\
+           The guide (the model, recipes for each executor and integration, semantics, MSRV and \
+           semver policy) is the crate's README.md. It is the front page of these docs when they \
+           are built with every feature, as docs.rs builds them: \
+           `cargo doc --all-features --open`."
+)]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
