@@ -1,8 +1,9 @@
 //! Context variables used from inside a value's `Clone`, which `ContextVar::get` runs while
 //! it reads the current context.
 //!
-//! `get` documents that a `Clone` impl may read variables but not set them, enter a context or
-//! take a snapshot: a `Clone` that reads another variable (to log, say) is ordinary code.
+//! A `Clone` impl may read variables (to log, say), and also set and reset them, enter contexts
+//! and take snapshots: `get` lends the value it found and keeps it valid meanwhile, while the
+//! changes land in the current context as usual.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
