@@ -168,13 +168,13 @@ fn errors_are_plain_data() {
 
 #[test]
 fn a_refused_token_follows_its_value_and_is_an_error() {
+    static V: ContextVar<String> = ContextVar::new("v");
+    static W: ContextVar<String> = ContextVar::new("w");
     assert_send::<TryResetError<String>>();
     assert_sync::<TryResetError<String>>();
     assert_unpin::<TryResetError<String>>();
     assert_not_send!(TryResetError<Rc<u8>>);
     assert_not_sync!(TryResetError<Cell<u8>>);
-    static V: ContextVar<String> = ContextVar::new("v");
-    static W: ContextVar<String> = ContextVar::new("w");
     let refused = W.try_reset(V.set("x".to_string())).unwrap_err();
     let e: Box<dyn std::error::Error + Send + Sync> = Box::new(refused);
     assert_eq!(e.to_string(), "token was created by a different context variable");
