@@ -162,6 +162,8 @@ pub fn task_contexts(builder: &mut Builder) -> &mut Builder {
 /// calling thread's current context (tokio calls the hook on the spawning thread, inside the
 /// spawner's poll) as the new task's context. O(1) plus one insertion into a sharded map.
 ///
+/// Like [`on_before_task_poll`], first leaves abandoned polls (see there).
+///
 /// Call it from your `Builder::on_task_spawn` hook, together with the three other hooks.
 ///
 /// # Examples
@@ -197,6 +199,9 @@ pub fn task_contexts(builder: &mut Builder) -> &mut Builder {
 /// ```
 pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     let task = meta.id();
+    if ENTERED.with_borrow(|entered| !entered.is_empty()) {
+        leave_abandoned_polls();
+    }
     let snapshot = Context::current();
     let replaced = lock(task).insert(task, Slot::Parked(snapshot));
     drop(replaced); // outside the lock: a context's values have user destructors
@@ -205,8 +210,11 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
 /// The before-poll hook of [`task_contexts`], for hooks of your own: enters the task's
 /// context on the polling thread until [`on_after_task_poll`].
 ///
-/// If an after-poll hook was skipped on this thread (a hook panicked), first leaves the
-/// abandoned poll's context, so the thread's own context is current again.
+/// If an after-poll hook was skipped on this thread (a hook panicked: tokio catches the
+/// panics of futures and still runs it), first leaves the abandoned poll's context, so the
+/// thread's own context is current again. Until then (until the next spawn or poll on the
+/// thread), code outside tasks on that thread, such as the future of `block_on`, still
+/// sees the abandoned task's context.
 ///
 /// See [`on_task_spawn`] for an example.
 pub fn on_before_task_poll(meta: &TaskMeta<'_>) {
