@@ -219,12 +219,15 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
 /// See [`on_task_spawn`] for an example.
 pub fn on_before_task_poll(meta: &TaskMeta<'_>) {
     let task = meta.id();
-    if ENTERED.with_borrow(|entered| !entered.is_empty()) {
-        leave_abandoned_polls();
-    }
-    let mut context = take_for_poll(task);
-    current::enter_detached(&mut context);
-    ENTERED.with_borrow_mut(|entered| entered.push(Entered { task, saved: context }));
+    // One access to the thread-local: what runs inside does not hold its borrow.
+    ENTERED.with(|entered| {
+        if !entered.borrow().is_empty() {
+            leave_abandoned_polls();
+        }
+        let mut context = take_for_poll(task);
+        current::enter_detached(&mut context);
+        entered.borrow_mut().push(Entered { task, saved: context });
+    });
 }
 
 /// The after-poll hook of [`task_contexts`], for hooks of your own: leaves the task's
@@ -234,11 +237,28 @@ pub fn on_before_task_poll(meta: &TaskMeta<'_>) {
 /// See [`on_task_spawn`] for an example.
 pub fn on_after_task_poll(meta: &TaskMeta<'_>) {
     let task = meta.id();
+    let innermost = ENTERED.with_borrow_mut(|entered| match entered.last() {
+        Some(last) if last.task == task => entered.pop(),
+        _ => None,
+    });
+    match innermost {
+        Some(Entered { task, mut saved }) => {
+            current::leave_detached(&mut saved);
+            park(task, saved);
+        }
+        None => leave_through(task),
+    }
+}
+
+/// After-poll for a poll that is not the innermost one entered: leaves the abandoned polls
+/// entered after it, then it. Does nothing when its before-poll hook did not run.
+#[cold]
+#[inline(never)]
+fn leave_through(task: Id) {
     let entered = ENTERED.with_borrow(|entered| entered.iter().rposition(|e| e.task == task));
     let Some(position) = entered else {
-        return; // the before-poll hook did not run for this poll
+        return;
     };
-    // Polls entered after this one and not left were abandoned: leave them first.
     while let Some(Entered { task, mut saved }) =
         ENTERED.with_borrow_mut(|entered| (entered.len() > position).then(|| entered.pop()).flatten())
     {
