@@ -12,6 +12,7 @@
 //! | group | one iteration |
 //! |---|---|
 //! | `task_poll` | `block_on` of a spawned task that wakes itself and returns `Pending` [`POLLS`]` - 1` times: [`POLLS`] polls |
+//! | `task_poll_mt` | the same on a multi-thread runtime with 2 workers: [`CONCURRENT`] tasks at once, [`POLLS_MT`] polls each, awaited from `block_on` |
 //! | `task_spawn` | spawn [`TASKS`] tasks that return at once, from a task, and await them |
 //!
 //! Rows: `plain` (a runtime without hooks), `with_context` (the same, the task wrapped with
@@ -32,6 +33,10 @@ mod measured {
 
     /// Polls per task of the `task_poll` group.
     pub(crate) const POLLS: u32 = 1000;
+    /// Tasks at once in the `task_poll_mt` group.
+    pub(crate) const CONCURRENT: u32 = 64;
+    /// Polls per task of the `task_poll_mt` group.
+    pub(crate) const POLLS_MT: u32 = 100;
     /// Tasks per iteration of the `task_spawn` group.
     pub(crate) const TASKS: u32 = 100;
 
@@ -60,7 +65,11 @@ mod measured {
     }
 
     fn noop_hooks() -> Runtime {
-        Builder::new_current_thread()
+        with_noop_hooks(&mut Builder::new_current_thread())
+    }
+
+    fn with_noop_hooks(builder: &mut Builder) -> Runtime {
+        builder
             .on_task_spawn(|meta| {
                 black_box(meta.id());
             })
@@ -100,6 +109,45 @@ mod measured {
                             tokio::spawn(task)
                         };
                         black_box(handle.await.unwrap())
+                    })
+                });
+            });
+        }
+        group.finish();
+    }
+
+    pub(crate) fn task_poll_mt(c: &mut Criterion) {
+        let mut group = c.benchmark_group("task_poll_mt");
+        let multi = || {
+            let mut builder = Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        };
+        let rows: [(&str, Runtime, bool); 4] = [
+            ("plain", multi().build().unwrap(), false),
+            ("with_context", multi().build().unwrap(), true),
+            ("noop_hooks", with_noop_hooks(&mut multi()), false),
+            ("task_contexts", contextvars::tokio::task_contexts(&mut multi()).build().unwrap(), false),
+        ];
+        for (name, rt, wrap) in &rows {
+            let wrap = *wrap;
+            group.bench_function(*name, |b| {
+                b.iter(|| {
+                    rt.block_on(async move {
+                        let mut handles = Vec::with_capacity(CONCURRENT as usize);
+                        for _ in 0..CONCURRENT {
+                            let task = SelfWaking { left: POLLS_MT - 1 };
+                            handles.push(if wrap {
+                                tokio::spawn(task.with_context(Context::new()))
+                            } else {
+                                tokio::spawn(task)
+                            });
+                        }
+                        let mut sum = 0;
+                        for handle in handles {
+                            sum += handle.await.unwrap();
+                        }
+                        black_box(sum)
                     })
                 });
             });
@@ -148,7 +196,7 @@ mod measured {
 }
 
 #[cfg(tokio_unstable)]
-criterion::criterion_group!(benches, measured::task_poll, measured::task_spawn);
+criterion::criterion_group!(benches, measured::task_poll, measured::task_poll_mt, measured::task_spawn);
 #[cfg(tokio_unstable)]
 criterion::criterion_main!(benches);
 
