@@ -204,6 +204,36 @@ fn a_skipped_after_poll_hook_is_repaired_by_the_next_poll() {
     assert!(!contextvars::thread::in_context());
 }
 
+#[test]
+fn another_runtime_driven_inside_a_task_nests_its_polls() {
+    let outer = multi_thread(2);
+    let seen = outer.block_on(async {
+        tokio::spawn(async {
+            USER.set("outer");
+            let inner_seen = tokio::task::block_in_place(|| {
+                // Another runtime with the hooks, driven on this worker inside the outer
+                // task's poll: its polls nest in the outer task's.
+                let inner = current_thread();
+                inner.block_on(async {
+                    let child = tokio::spawn(async {
+                        let seen = USER.get();
+                        USER.set("inner child");
+                        tokio::task::yield_now().await;
+                        (seen, USER.get())
+                    });
+                    child.await.unwrap()
+                })
+            });
+            let after = USER.get();
+            tokio::task::yield_now().await;
+            (inner_seen, after, USER.get())
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(seen, ((Some("outer"), Some("inner child")), Some("outer"), Some("outer")));
+}
+
 /// Reports, on drop, the user it sees.
 struct SeesOnDrop(Arc<std::sync::Mutex<Vec<Option<&'static str>>>>);
 
