@@ -125,6 +125,9 @@ fn lock(task: Id) -> MutexGuard<'static, HashMap<Id, Slot, BuildHasherDefault<Id
 ///
 /// [`spawn`](super::spawn) and [`FutureExt::with_context`](crate::FutureExt::with_context)
 /// keep working on such a runtime: the wrapped future's context is entered inside the task's.
+/// So does [`thread::mark_worker`](crate::thread::mark_worker) in `on_thread_start`: a `set`
+/// in a task lands in the task's context, so the check has nothing to catch there, and still
+/// catches a `set` made on a worker outside any task.
 ///
 /// Cost: two short critical sections on one of 64 sharded locks per poll, one at spawn and
 /// one at termination, plus the O(1) snapshot; BENCHMARKS.md ("tokio task hooks") has the
