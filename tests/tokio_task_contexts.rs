@@ -234,6 +234,33 @@ fn another_runtime_driven_inside_a_task_nests_its_polls() {
     assert_eq!(seen, ((Some("outer"), Some("inner child")), Some("outer"), Some("outer")));
 }
 
+#[test]
+fn a_local_set_driven_inside_a_task_leaves_the_task_in_its_context() {
+    let rt = multi_thread(2);
+    let seen = rt.block_on(async {
+        tokio::spawn(async {
+            USER.set("outer");
+            let handle = tokio::runtime::Handle::current();
+            let from_local = tokio::task::block_in_place(|| {
+                // `LocalSet` tasks run no hooks; polled here, inside the outer task's poll,
+                // they run in the outer task's context, and so do the tasks they spawn.
+                let local = tokio::task::LocalSet::new();
+                handle.block_on(local.run_until(async {
+                    let task =
+                        tokio::task::spawn_local(async { tokio::spawn(async { USER.get() }).await.unwrap() });
+                    task.await.unwrap()
+                }))
+            });
+            let after = USER.get();
+            tokio::task::yield_now().await; // the next poll finds the context put back
+            (from_local, after, USER.get())
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(seen, (Some("outer"), Some("outer"), Some("outer")));
+}
+
 /// Reports, on drop, the user it sees.
 struct SeesOnDrop(Arc<std::sync::Mutex<Vec<Option<&'static str>>>>);
 

@@ -174,7 +174,8 @@ pub fn task_contexts(builder: &mut Builder) -> &mut Builder {
 /// calling thread's current context (tokio calls the hook on the spawning thread, inside the
 /// spawner's poll) as the new task's context. O(1) plus one insertion into a sharded map.
 ///
-/// Like [`on_before_task_poll`], first leaves abandoned polls (see there).
+/// Outside any task (the future of `block_on`), first leaves abandoned polls, as
+/// [`on_before_task_poll`] does.
 ///
 /// Call it from your `Builder::on_task_spawn` hook, together with the three other hooks.
 ///
@@ -325,15 +326,19 @@ fn park(task: Id, context: Context) {
     drop(orphan); // outside the lock
 }
 
-/// Leaves the polls entered on this thread whose after-poll hook was skipped: every entry
-/// above the poll tokio is running now (none, at the top level of a worker).
+/// Leaves the polls entered on this thread whose after-poll hook was skipped, when no task
+/// is running on the thread (the top level of a worker, or the future of `block_on`).
+///
+/// While a task runs, the entries are the polls enclosing it, not abandoned ones: another
+/// runtime's task, or a `LocalSet`'s, polled inside a task's poll (in `block_in_place`).
+/// Abandoned entries are left by the next before-poll hook, which runs outside any task.
 #[cold]
 #[inline(never)]
 fn leave_abandoned_polls() {
-    let running = ::tokio::task::try_id();
-    while let Some(Entered { task, mut saved }) = ENTERED.with_borrow_mut(|entered| {
-        entered.last().is_some_and(|last| Some(last.task) != running).then(|| entered.pop()).flatten()
-    }) {
+    if ::tokio::task::try_id().is_some() {
+        return;
+    }
+    while let Some(Entered { task, mut saved }) = ENTERED.with_borrow_mut(Vec::pop) {
         current::leave_detached(&mut saved);
         park(task, saved);
     }
