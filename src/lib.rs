@@ -54,6 +54,8 @@ pub mod thread;
 mod token;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(feature = "tower")]
+pub mod tower;
 #[cfg(feature = "trace")]
 pub mod trace;
 mod var;

@@ -6,6 +6,12 @@
 //! at the call, O(1), and run the task (every poll, and its drop) or the blocking job in it,
 //! the way asyncio copies the context into a new task. Sets made by the task stay in the task.
 //!
+//! Built with `RUSTFLAGS="--cfg tokio_unstable"`, `task_contexts` does the same for every
+//! task of a runtime with no wrapper at all, through tokio's task hooks: `tokio::spawn`,
+//! `JoinSet::spawn`, `Handle::spawn` and the tasks libraries spawn all inherit. `LocalSet`
+//! tasks and `spawn_blocking` jobs are not covered by those hooks: [`spawn_local`] and
+//! [`spawn_blocking`] remain the way to start them in the caller's context.
+//!
 //! Other ways to spawn take the one-line pattern these functions are made of:
 //! `set.spawn(future.with_current_context())` for a `JoinSet`,
 //! `handle.spawn(future.with_current_context())` for a runtime `Handle`,
@@ -26,10 +32,17 @@
 //! # }));
 //! ```
 
+#[cfg(tokio_unstable)]
+mod task_contexts;
+
 use std::future::Future;
 
 use ::tokio::task::JoinHandle;
 
+#[cfg(tokio_unstable)]
+pub use self::task_contexts::{
+    on_after_task_poll, on_before_task_poll, on_task_spawn, on_task_terminate, task_contexts,
+};
 use crate::{Context, FutureExt};
 
 /// [`tokio::spawn`], with the task running in a snapshot of the caller's
