@@ -155,14 +155,15 @@ pub(crate) fn change<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
         pin();
     }
     let result = raw::update_root(f);
-    if FLAGS.get() & GUARDED == 0 && DEPTH.get() == 0 && !raw::root_is_empty() {
+    if FLAGS.get() & GUARDED == 0 {
         guard_own_context();
     }
     result
 }
 
-/// The thread's own context holds values for the first time: registers the exit guard that
-/// drops them. Once the guard has run (thread exit), drops them now instead.
+/// The thread's first change: registers the exit guard that drops the thread's own context
+/// (registered whatever the depth, so that later changes check one flag). Once the guard has
+/// run (thread exit), a change to the thread's own context drops its values at once instead.
 #[cold]
 #[inline(never)]
 fn guard_own_context() {
@@ -171,6 +172,9 @@ fn guard_own_context() {
         return;
     }
     FLAGS.set(FLAGS.get() | GONE);
+    if DEPTH.get() != 0 || raw::root_is_empty() {
+        return; // a context entered here goes back to its owner; an empty one holds nothing
+    }
     let mut orphan = Trie::new();
     raw::exchange(&mut orphan);
     // A new identity for what follows, so tokens made for the dropped values fail to reset.

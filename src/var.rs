@@ -300,7 +300,17 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// hands it back instead.
     #[inline]
     pub fn reset(&self, token: Token<T>) -> Result<(), ResetError> {
-        self.try_reset(token).map_err(|refused| refused.error())
+        // The checks of `try_reset`, without carrying the token back: a refused token is
+        // dropped here, and the result stays one byte.
+        if self.raw_id() != Some(token.var_id) {
+            return Err(ResetError::DifferentVar);
+        }
+        let Token { var_id, var_name, context_id, old } = token;
+        if current::raw_identity() != context_id {
+            return Err(ResetError::DifferentContext);
+        }
+        restore_now(var_id, var_name, old);
+        Ok(())
     }
 
     /// [`reset`](Self::reset), handing the token back when it is refused, so that it can be
@@ -334,12 +344,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             let token = Token { var_id, var_name, context_id, old };
             return Err(TryResetError::new(ResetError::DifferentContext, token));
         }
-        // Dropped only now that the context is back in place.
-        drop(current::change(|map| restore(map, var_id, var_name, old)));
-        #[cfg(all(feature = "tokio", debug_assertions))]
-        if !current::in_entered_context() {
-            crate::leak::record_reset(var_id);
-        }
+        restore_now(var_id, var_name, old);
         Ok(())
     }
 
@@ -367,23 +372,27 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[inline]
     pub fn scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
-        /// Resets on drop, so unwinding restores the value too.
-        struct Reset<'a, T: Send + Sync + 'static> {
-            var: &'a ContextVar<T>,
-            token: Option<Token<T>>,
+        /// Restores the previous value on drop, so unwinding restores it too.
+        struct Restore<T: Send + Sync + 'static> {
+            var_id: u64,
+            var_name: &'static str,
+            old: Option<Old<T>>,
         }
-        impl<T: Send + Sync + 'static> Drop for Reset<'_, T> {
+        impl<T: Send + Sync + 'static> Drop for Restore<T> {
             #[inline]
             fn drop(&mut self) {
-                if let Some(token) = self.token.take() {
-                    // `f` cannot leave another context current (every enter restores on exit),
-                    // so this only fails where `set` had no context to set in: thread exit.
-                    let _ = self.var.reset(token);
+                if let Some(old) = self.old.take() {
+                    // No token to check: `f` cannot leave another context current (every
+                    // enter restores on exit, also on unwind), so this is the context `set`
+                    // changed.
+                    restore_now(self.var_id, self.var_name, old);
                 }
             }
         }
 
-        let _reset = Reset { var: self, token: Some(self.set_unchecked(value)) };
+        let (var_id, var_name) = (self.id(), self.name);
+        let old = current::change(|map| replace(map, var_id, var_name, value));
+        let _restore = Restore { var_id, var_name, old: Some(old) };
         f()
     }
 
@@ -446,6 +455,17 @@ fn replace<T: Send + Sync + 'static>(
         },
         |value| (Value::new(name, value), Old::Missing),
     )
+}
+
+/// The accepted reset of `reset` and `try_reset`: puts `old` back in the current context.
+#[inline]
+fn restore_now<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, old: Old<T>) {
+    // What it displaces is dropped only now that the context is back in place.
+    drop(current::change(|map| restore(map, var_id, var_name, old)));
+    #[cfg(all(feature = "tokio", debug_assertions))]
+    if !current::in_entered_context() {
+        crate::leak::record_reset(var_id);
+    }
 }
 
 /// What a reset displaced: dropped by the caller once the context is back in its slot.
