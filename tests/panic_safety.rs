@@ -277,10 +277,10 @@ fn a_clone_impl_may_read_with_with_while_get_clones_it() {
     }
     static READER: ContextVar<ReadsOnClone> = ContextVar::new("reader");
     isolated(|| {
-        V.set(4); // owned by the current context: `with` cannot freeze it while `get` borrows
+        V.set(4); // unshared: `with` reads it in place while `get` is lending another value
         READER.set(ReadsOnClone(None));
         assert_eq!(READER.get(), Some(ReadsOnClone(Some(4))));
-        let mut ctx = copy_context(); // frozen: `with` shares the value instead
+        let mut ctx = copy_context(); // shared with the snapshot: read the same way
         assert_eq!(ctx.run(|| READER.get()), Some(ReadsOnClone(Some(4))));
     });
 }

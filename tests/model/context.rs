@@ -99,7 +99,7 @@ pub(crate) enum Read {
     Get,
     /// `get_or` (skips the default).
     GetOr,
-    /// `with` (freezes an owned value).
+    /// `with` (lends the value without cloning it).
     With,
     /// `is_set`.
     IsSet,
