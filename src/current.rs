@@ -145,6 +145,17 @@ pub(crate) fn raw_identity() -> u64 {
     ID.get()
 }
 
+/// Replaces the `T` under `var_id` in the current context with `value` in place, when nothing
+/// on the way is shared and no read is lending a reference: the cheap `set` and `reset`,
+/// which keep the read cache. Gives `value` back otherwise (then [`change`] does the work).
+#[inline]
+pub(crate) fn replace_in_place<T: 'static>(var_id: u64, value: T) -> Result<T, T> {
+    if READING.get() != 0 {
+        return Err(value);
+    }
+    raw::replace_in_place(var_id, value)
+}
+
 /// Runs `f` on the current context's values, changed in place where they are not shared.
 ///
 /// `f` must not run user code nor drop user values: it returns what it displaces, and the

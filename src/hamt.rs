@@ -207,6 +207,25 @@ pub(crate) fn get_in<V>(root: &Shared<Node<V>>, key: u64) -> Option<&V> {
     }
 }
 
+/// The value under `key` in the trie below `root`, mutably, when every node on its path is
+/// unique: found in place, with nothing copied and nothing else touched. `None` otherwise.
+#[inline]
+pub(crate) fn get_mut_in_place<V>(root: &mut Shared<Node<V>>, key: u64) -> Option<&mut V> {
+    let mut node = root.get_mut()?;
+    let mut shift = 0;
+    loop {
+        let position = usize::from(node.index[chunk(key, shift)]);
+        if position == 0 {
+            return None;
+        }
+        match &mut node.slots[position - 1] {
+            Slot::Leaf(k, v) => return (*k == key).then_some(v),
+            Slot::Branch(child) => node = child.get_mut()?,
+        }
+        shift += BITS;
+    }
+}
+
 impl<V: Clone> IdMap<V> {
     /// Stores `value` under `key`, returning the value it replaces.
     pub fn insert(&mut self, key: u64, value: V) -> Option<V> {

@@ -268,7 +268,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     fn set_unchecked(&self, value: T) -> Token<T> {
         let (var_id, name) = (self.id(), self.name);
         let context_id = current::identity();
-        let old = current::change(|map| replace(map, var_id, name, value));
+        let old = match current::replace_in_place(var_id, value) {
+            Ok(old) => Old::Owned(old),
+            Err(value) => current::change(|map| replace(map, var_id, name, value)),
+        };
         Token { var_id, var_name: name, context_id, old }
     }
 
@@ -391,7 +394,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         }
 
         let (var_id, var_name) = (self.id(), self.name);
-        let old = current::change(|map| replace(map, var_id, var_name, value));
+        let old = match current::replace_in_place(var_id, value) {
+            Ok(old) => Old::Owned(old),
+            Err(value) => current::change(|map| replace(map, var_id, var_name, value)),
+        };
         let _restore = Restore { var_id, var_name, old: Some(old) };
         f()
     }
@@ -461,7 +467,19 @@ fn replace<T: Send + Sync + 'static>(
 #[inline]
 fn restore_now<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, old: Old<T>) {
     // What it displaces is dropped only now that the context is back in place.
-    drop(current::change(|map| restore(map, var_id, var_name, old)));
+    let left = match old {
+        Old::Owned(value) => match current::replace_in_place(var_id, value) {
+            Ok(displaced) => {
+                drop(displaced);
+                None
+            }
+            Err(value) => Some(Old::Owned(value)),
+        },
+        old => Some(old),
+    };
+    if let Some(old) = left {
+        drop(current::change(|map| restore(map, var_id, var_name, old)));
+    }
     #[cfg(all(feature = "tokio", debug_assertions))]
     if !current::in_entered_context() {
         crate::leak::record_reset(var_id);

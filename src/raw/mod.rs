@@ -28,5 +28,7 @@ mod value;
 #[cfg(all(unix, feature = "trace"))]
 pub(crate) use fork::fork_generation;
 pub(crate) use shared::Shared;
-pub(crate) use slot::{Root, Trie, another_root, exchange, lend_value, root_is_empty, snapshot, update_root};
+pub(crate) use slot::{
+    Root, Trie, another_root, exchange, lend_value, replace_in_place, root_is_empty, snapshot, update_root,
+};
 pub(crate) use value::Value;

@@ -33,6 +33,19 @@ impl<T> Shared<T> {
         unsafe { &*self.0.0.get() }
     }
 
+    /// `&mut T` when this is the only handle; nothing is copied.
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> Option<&mut T> {
+        if Arc::strong_count(&self.0) != 1 {
+            return None;
+        }
+        // As in `make_mut`.
+        fence(Ordering::Acquire);
+        // SAFETY: the count is 1 and no `Weak` is ever created, so this handle is the only
+        // one; `&mut self` excludes every other use of it, `get` borrows included.
+        Some(unsafe { &mut *self.0.0.get() })
+    }
+
     /// `&mut T`, copying `T` into a handle of its own first when it is shared.
     #[inline]
     pub(crate) fn make_mut(&mut self) -> &mut T
