@@ -4,7 +4,8 @@
 //! The read cache remembers, per variable, where its value sits in the trie of a given
 //! *stamp*: a name for a trie's content. A [`Trie`] carries its stamp; a copy shares it (same
 //! nodes, same content), and any change through [`Trie::map_mut`] or [`update_root`] clears it
-//! (0 names nothing). Stamps are handed out once (see [`fresh_stamp`]), so an entry recorded
+//! (0 names nothing). [`replace_in_place`] keeps it: it changes no node and no handle, only
+//! the contents of one unshared value, which an entry then reads as the new value. Stamps are handed out once (see [`fresh_stamp`]), so an entry recorded
 //! under stamp `s` is valid exactly while the current trie is stamped `s`: across entering and
 //! leaving contexts, such as the polls of one task, reads stay cached.
 
