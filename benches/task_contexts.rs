@@ -90,14 +90,19 @@ mod measured {
         contextvars::tokio::task_contexts(&mut Builder::new_current_thread()).build().unwrap()
     }
 
-    pub(crate) fn task_poll(c: &mut Criterion) {
-        let mut group = c.benchmark_group("task_poll");
-        let rows: [(&str, Runtime, bool); 4] = [
+    /// The runtimes every group compares: (name, runtime, whether the task is wrapped).
+    fn rows() -> [(&'static str, Runtime, bool); 4] {
+        [
             ("plain", plain(), false),
             ("with_context", plain(), true),
             ("noop_hooks", noop_hooks(), false),
             ("task_contexts", task_contexts(), false),
-        ];
+        ]
+    }
+
+    pub(crate) fn task_poll(c: &mut Criterion) {
+        let mut group = c.benchmark_group("task_poll");
+        let rows = rows();
         for (name, rt, wrap) in &rows {
             group.bench_function(*name, |b| {
                 b.iter(|| {
@@ -157,12 +162,7 @@ mod measured {
 
     pub(crate) fn task_spawn(c: &mut Criterion) {
         let mut group = c.benchmark_group("task_spawn");
-        let rows: [(&str, Runtime, bool); 4] = [
-            ("plain", plain(), false),
-            ("with_context", plain(), true),
-            ("noop_hooks", noop_hooks(), false),
-            ("task_contexts", task_contexts(), false),
-        ];
+        let rows = rows();
         for (name, rt, wrap) in &rows {
             let wrap = *wrap;
             group.bench_function(*name, |b| {

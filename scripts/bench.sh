@@ -14,6 +14,8 @@
 # scripts/bench_baseline_core_v1.json (BENCH_BASELINE overrides the file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/machine.sh
+source scripts/machine.sh
 targets=("${@:-context}")
 context_args=${BENCH_ARGS:---warm-up-time 1 --measurement-time 3}
 baseline=${BENCH_BASELINE:-scripts/bench_baseline_core_v1.json}
@@ -38,10 +40,7 @@ for target in ${targets[*]}; do
     fi
 done
 echo
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-echo "rustc:   $(rustc --version)"
-echo "commit:  $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)')"
-echo "load:    $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min)"
+print_machine
 echo "args:    ${targets[*]}; context: $context_args, $rounds round(s)"
 echo
 python3 scripts/bench_table.py target/criterion --since "$start" \

@@ -9,6 +9,8 @@
 #   BENCH_ROUNDS=5 scripts/bench_task_contexts.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/machine.sh
+source scripts/machine.sh
 rounds=${BENCH_ROUNDS:-3}
 args=${BENCH_ARGS:---warm-up-time 1 --measurement-time 3}
 out=$(mktemp)
@@ -20,10 +22,7 @@ for round in $(seq "$rounds"); do
     echo "END OF ROUND $round" >>"$out"
 done
 echo
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-echo "rustc:   $(rustc --version)"
-echo "commit:  $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)')"
-echo "load:    $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min)"
+print_machine
 echo
 python3 - "$out" <<'PY'
 import re, statistics, sys
