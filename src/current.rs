@@ -21,7 +21,6 @@
 //! `ContextVar::set`).
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Context;
 use crate::hamt::IdMap;
@@ -38,9 +37,6 @@ const GONE: u8 = 1 << 3;
 
 /// `READING`: tries are pinned until the reads in progress end.
 const PINNED: u32 = 1 << 31;
-
-/// Identities handed to contexts the first time a token is created in them.
-static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 // The thread's current context is its trie (`raw/slot.rs`) and these; each is a `const` cell
 // without a destructor, so every access is a plain thread-local load or store.
@@ -134,7 +130,7 @@ pub(crate) fn identity() -> u64 {
 
 #[cold]
 fn draw_identity() -> u64 {
-    let id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = crate::ids::unique();
     ID.set(id);
     id
 }
@@ -165,10 +161,15 @@ pub(crate) fn change<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
     if READING.get() != 0 {
         pin();
     }
-    let result = raw::update_root(f);
+    let (result, released) = raw::update_root(|map| {
+        let result = f(map);
+        let released = if map.can_fold_top() { map.fold_top() } else { Vec::new() };
+        (result, released)
+    });
     if FLAGS.get() & GUARDED == 0 {
         guard_own_context();
     }
+    drop(released);
     result
 }
 

@@ -1,39 +1,51 @@
 //! The persistent map behind every [`Context`](crate::Context).
 //!
-//! A hash array mapped trie keyed by `u64` ids that are unique by construction (every
-//! [`ContextVar`](crate::ContextVar) draws one from a global counter), so the key *is* the
-//! hash: no hashing, no collision lists. Five bits of the key choose the slot at each level,
-//! lowest bits first, so the sequential ids handed out by the counter fill the root before
-//! anything nests: up to 32 live variables are one level deep, 1,024 two, 32,768 three.
+//! A map is a small *layer* over a hash array mapped trie. The trie is keyed by `u64` ids
+//! that are unique by construction (every [`ContextVar`](crate::ContextVar) draws one from a
+//! global counter), so the key *is* the hash: no hashing, no collision lists. Five bits of
+//! the key choose the slot at each level, lowest bits first, so the sequential ids handed out
+//! by the counter fill the trie's root before anything nests: up to 32 live variables are one
+//! level deep, 1,024 two, 32,768 three.
 //!
 //! ```text
+//!  Layer { len, top: [(key, Some(value)), (key, None)], base }    changes made while base was shared
+//!                                                         |
 //!  Node { index: [0, 1, 3, 0, 2, 0, ..], slots: [a, b, c] }   index[chunk] = 1 + position
 //!                              |
 //!          +-------------------+-------------------+
 //!      Leaf(key, value)   Leaf(key, value)    Branch(node)   next 5 bits of the key
 //! ```
 //!
+//! Layers and nodes are reference-counted (`Shared`): a change copies what is shared on its
+//! way and changes in place what this map alone holds, so a copy of the map is one increment.
+//! The layer is what makes the first changes after a copy cheap. While the trie below it is
+//! shared, a change goes into the layer's `top`, a few entries that shadow the trie (`None`
+//! marks a removed key): the copy then costs one small allocation and no count changes on
+//! the values the trie holds. The trie itself is changed only while this map alone holds it,
+//! in place, or when `top` is full, by copying the path to the key. A value shadowed in `top`
+//! stays alive in the trie until the trie is released or changed.
+//!
 //! A node finds a chunk's slot through a 32-byte index, one load, rather than a bitmap and a
 //! population count (which the default x86-64 target computes in software). Slots are kept
 //! dense in any order; removing one moves the last slot into its place.
 //!
-//! Nodes are reference-counted (`Shared`): a change walks down the key's path, changing each
-//! node in place when this map is its only owner and copying it first when it is shared, so a
-//! copy of the map is one increment and the first change after it copies one path. Values are
-//! cloned only when their node is copied (for a context's values that is a reference-count
-//! increment). Nothing here drops a displaced value: it is returned to the caller, who drops
-//! it once it holds no borrow (a value's destructor may use context variables).
+//! Values are cloned only when the layer or a node holding them is copied (for a context's
+//! values that is a reference-count increment). Nothing here drops a displaced value: it is
+//! returned to the caller, who drops it once it holds no borrow (a value's destructor may use
+//! context variables).
 //!
 //! # Invariants
 //!
 //! Kept by every operation and checked by [`IdMap::check_invariants`]:
-//! - `index[c] == i + 1` exactly when slot `i` holds the entries whose chunk at this level is
-//!   `c`; every other index byte is 0; `slots` holds no gaps.
-//! - The root's `len` is the number of leaves in the trie (the map's length); other nodes
-//!   keep 0 there.
-//! - A branch below the root holds at least two leaves: one that would hold a single leaf is
-//!   folded into its parent, so the trie's shape depends only on its keys. The empty map has
-//!   no root.
+//! - `top` holds each key at most once; a `None` there shadows a key the trie holds. The
+//!   trie changes only under keys `top` does not hold.
+//! - `len` is the number of keys with a value: those `top` holds with `Some`, and those the
+//!   trie holds that `top` does not.
+//! - `index[c] == i + 1` exactly when slot `i` of a node holds the entries whose chunk at this
+//!   level is `c`; every other index byte is 0; `slots` holds no gaps.
+//! - A branch holds at least two leaves: one that would hold a single leaf is folded into its
+//!   parent, so the trie's shape depends only on its keys. An empty trie has no root node, and
+//!   an empty map no layer, unless its trie still holds values that `top` removed.
 
 use std::fmt;
 
@@ -43,16 +55,28 @@ const BITS: u32 = 5;
 const MASK: u64 = (1 << BITS) - 1;
 /// Slots per node.
 const WIDTH: usize = 1 << BITS;
+/// Entries a layer keeps on top of a shared trie; when they are used up, a change copies the
+/// trie's path instead.
+const TOP: usize = 4;
 
 /// A persistent map from unique `u64` keys to values.
 pub struct IdMap<V> {
-    root: Option<Shared<Node<V>>>,
+    root: Option<Shared<Layer<V>>>,
 }
 
-/// A trie node: the slot of each chunk value present, and on the root the number of leaves.
+/// A map's entry point: its length, and its changes on top of a trie that was shared.
+pub(crate) struct Layer<V> {
+    len: usize,
+    /// How many entries of `top` are in use (the first ones); the others hold `(0, None)`.
+    top_len: usize,
+    /// Keys changed while the trie was shared: their value, or `None` when removed.
+    top: [(u64, Option<V>); TOP],
+    base: Option<Shared<Node<V>>>,
+}
+
+/// A trie node: the slot of each chunk value present.
 pub(crate) struct Node<V> {
     index: [u8; WIDTH],
-    len: usize,
     slots: Vec<Slot<V>>,
 }
 
@@ -62,13 +86,68 @@ enum Slot<V> {
     Branch(Shared<Node<V>>),
 }
 
+impl<V: Clone> Clone for Layer<V> {
+    fn clone(&self) -> Self {
+        Self { len: self.len, top_len: self.top_len, top: self.top.clone(), base: self.base.clone() }
+    }
+}
+
 impl<V: Clone> Clone for Node<V> {
     fn clone(&self) -> Self {
-        // Room for a few more slots: a copy is made to change, often to insert (a task's
-        // first sets after the snapshot it started from), and a reallocation costs more.
+        // Room for a few more slots: a copy is made to change, often to insert, and a
+        // reallocation costs more.
         let mut slots = Vec::with_capacity((self.slots.len() + 4).min(WIDTH));
         slots.extend(self.slots.iter().cloned());
-        Self { index: self.index, len: self.len, slots }
+        Self { index: self.index, slots }
+    }
+}
+
+impl<V> Layer<V> {
+    fn new() -> Self {
+        Self { len: 0, top_len: 0, top: std::array::from_fn(|_| (0, None)), base: None }
+    }
+
+    /// The entries of `top` in use.
+    #[inline]
+    fn top(&self) -> &[(u64, Option<V>)] {
+        &self.top[..self.top_len]
+    }
+
+    /// Where `top` holds `key`.
+    #[inline]
+    fn find(&self, key: u64) -> Option<usize> {
+        self.top().iter().position(|(k, _)| *k == key)
+    }
+
+    /// The value under `key`: `top` first, then the trie.
+    #[inline]
+    fn get(&self, key: u64) -> Option<&V> {
+        for (k, value) in self.top() {
+            if *k == key {
+                return value.as_ref();
+            }
+        }
+        get_in_trie(self.base.as_ref()?, key)
+    }
+
+    /// The trie's value under `key`, shadowed or not.
+    fn base_get(&self, key: u64) -> Option<&V> {
+        get_in_trie(self.base.as_ref()?, key)
+    }
+
+    /// `true` when a change to a key `top` does not hold goes into the trie: this map alone
+    /// holds the trie (or there is none yet), or `top` is full.
+    #[inline]
+    fn writes_trie(&self) -> bool {
+        self.top_len == TOP || self.base.as_ref().is_none_or(Shared::is_unique)
+    }
+
+    /// Adds an entry to `top`, which has room.
+    fn push_top(&mut self, key: u64, value: Option<V>) -> &mut Option<V> {
+        let i = self.top_len;
+        self.top[i] = (key, value);
+        self.top_len += 1;
+        &mut self.top[i].1
     }
 }
 
@@ -78,10 +157,17 @@ fn chunk(key: u64, shift: u32) -> usize {
 }
 
 impl<V> Node<V> {
+    /// A node holding one leaf.
+    fn leaf(key: u64, value: V) -> Self {
+        let mut node = Self { index: [0; WIDTH], slots: Vec::with_capacity(4) };
+        push(&mut node.index, &mut node.slots, chunk(key, 0), Slot::Leaf(key, value));
+        node
+    }
+
     /// A node below the root holding two leaves whose keys agree on every chunk below `shift`.
     fn pair(shift: u32, a: (u64, V), b: (u64, V)) -> Self {
         debug_assert_ne!(a.0, b.0, "keys are unique");
-        let mut node = Self { index: [0; WIDTH], len: 0, slots: Vec::with_capacity(2) };
+        let mut node = Self { index: [0; WIDTH], slots: Vec::with_capacity(2) };
         let (ca, cb) = (chunk(a.0, shift), chunk(b.0, shift));
         if ca == cb {
             push(
@@ -142,10 +228,10 @@ impl<V> IdMap<V> {
     /// `true` when the map holds no entry.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.root.is_none()
+        self.len() == 0
     }
 
-    /// `true` when both maps are the same trie (one cloned from the other, both unchanged).
+    /// `true` when both maps are the same layer (one cloned from the other, both unchanged).
     #[must_use]
     pub fn ptr_eq(&self, other: &Self) -> bool {
         match (&self.root, &other.root) {
@@ -171,28 +257,36 @@ impl<V> IdMap<V> {
     /// Iterates over the entries, in no particular order.
     #[must_use]
     pub fn iter(&self) -> Iter<'_, V> {
-        let mut stack = Vec::new();
-        if let Some(root) = &self.root {
-            stack.push(root.get().slots.iter());
-        }
-        Iter { stack, remaining: self.len() }
+        let Some(root) = &self.root else {
+            return Iter { top: &[], next_top: 0, stack: Vec::new(), remaining: 0 };
+        };
+        let layer = root.get();
+        let stack = layer.base.iter().map(|node| node.get().slots.iter()).collect();
+        Iter { top: layer.top(), next_top: 0, stack, remaining: layer.len }
     }
 
-    /// The map whose trie is `root`.
-    pub(crate) fn from_root(root: Option<Shared<Node<V>>>) -> Self {
+    /// The map whose layer is `root`.
+    pub(crate) fn from_root(root: Option<Shared<Layer<V>>>) -> Self {
         Self { root }
     }
 
-    /// The trie's root, to be exchanged with the thread's slot.
-    pub(crate) fn root_mut(&mut self) -> &mut Option<Shared<Node<V>>> {
+    /// The map's layer, to be exchanged with the thread's slot.
+    pub(crate) fn root_mut(&mut self) -> &mut Option<Shared<Layer<V>>> {
         &mut self.root
     }
 }
 
-/// The value under `key` in the trie below `root`: what a read of the current context calls.
+/// The value under `key` in the map whose layer is `root`: what a read of the current context
+/// calls.
 #[inline]
-pub(crate) fn get_in<V>(root: &Shared<Node<V>>, key: u64) -> Option<&V> {
-    let mut node = root.get();
+pub(crate) fn get_in<V>(root: &Shared<Layer<V>>, key: u64) -> Option<&V> {
+    root.get().get(key)
+}
+
+/// The value under `key` in the trie below `node`.
+#[inline]
+fn get_in_trie<V>(node: &Shared<Node<V>>, key: u64) -> Option<&V> {
+    let mut node = node.get();
     let mut shift = 0;
     loop {
         let position = node.index[chunk(key, shift)];
@@ -207,11 +301,19 @@ pub(crate) fn get_in<V>(root: &Shared<Node<V>>, key: u64) -> Option<&V> {
     }
 }
 
-/// The value under `key` in the trie below `root`, mutably, when every node on its path is
-/// unique: found in place, with nothing copied and nothing else touched. `None` otherwise.
+/// The value under `key` in the map whose layer is `root`, mutably, when the layer and every
+/// node on the way are unique: found in place, with nothing copied and nothing else touched.
+/// `None` otherwise.
 #[inline]
-pub(crate) fn get_mut_in_place<V>(root: &mut Shared<Node<V>>, key: u64) -> Option<&mut V> {
-    let mut node = root.get_mut()?;
+pub(crate) fn get_mut_in_place<V>(root: &mut Shared<Layer<V>>, key: u64) -> Option<&mut V> {
+    let layer = root.get_mut()?;
+    if layer.top_len != 0 && layer.base.as_ref().is_some_and(Shared::is_unique) {
+        return None; // `fold_top` can release shadowed values: the change goes the long way
+    }
+    if let Some(i) = layer.find(key) {
+        return layer.top[i].1.as_mut();
+    }
+    let mut node = layer.base.as_mut()?.get_mut()?;
     let mut shift = 0;
     loop {
         let position = usize::from(node.index[chunk(key, shift)]);
@@ -232,26 +334,25 @@ impl<V: Clone> IdMap<V> {
         self.upsert(key, value, |slot, value| Some(std::mem::replace(slot, value)), |value| (value, None))
     }
 
-    /// The value under `key`, mutably; copies the path to it if it is shared. A miss copies
+    /// The value under `key`, mutably; copies what is shared on the way. A miss copies
     /// nothing.
     pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
         if !self.contains_key(key) {
             return None;
         }
-        let mut node = self.root.as_mut()?.make_mut();
-        let mut shift = 0;
-        loop {
-            let position = usize::from(node.index[chunk(key, shift)]) - 1;
-            match &mut node.slots[position] {
-                Slot::Leaf(_, v) => return Some(v),
-                Slot::Branch(child) => node = child.make_mut(),
-            }
-            shift += BITS;
+        let layer = self.root.as_mut()?.make_mut();
+        if let Some(i) = layer.find(key) {
+            return layer.top[i].1.as_mut();
         }
+        if layer.writes_trie() {
+            return get_mut_in_trie(layer.base.as_mut()?, key);
+        }
+        let value = layer.base_get(key).cloned();
+        layer.push_top(key, value).as_mut()
     }
 
     /// Finds `key` and calls `occupied` with its value, or stores the value `vacant` makes;
-    /// `arg` goes to whichever runs. Copies the path to `key` where it is shared.
+    /// `arg` goes to whichever runs. Copies what is shared on the way.
     #[inline]
     pub fn upsert<A, R>(
         &mut self,
@@ -260,46 +361,33 @@ impl<V: Clone> IdMap<V> {
         occupied: impl FnOnce(&mut V, A) -> R,
         vacant: impl FnOnce(A) -> (V, R),
     ) -> R {
-        let Some(root) = &mut self.root else {
+        let layer = self.root.get_or_insert_with(|| Shared::new(Layer::new())).make_mut();
+        if let Some(i) = layer.find(key) {
+            let entry = &mut layer.top[i].1;
+            if let Some(value) = entry {
+                return occupied(value, arg);
+            }
             let (value, result) = vacant(arg);
-            let mut node = Node { index: [0; WIDTH], len: 1, slots: Vec::with_capacity(4) };
-            push(&mut node.index, &mut node.slots, chunk(key, 0), Slot::Leaf(key, value));
-            self.root = Some(Shared::new(node));
+            *entry = Some(value);
+            layer.len += 1;
             return result;
-        };
-        let root = root.make_mut();
-        let len = &mut root.len;
-        let (mut index, mut slots) = (&mut root.index, &mut root.slots);
-        let mut shift = 0;
-        loop {
-            let c = chunk(key, shift);
-            let position = usize::from(index[c]);
-            if position == 0 {
-                let (value, result) = vacant(arg);
-                push(index, slots, c, Slot::Leaf(key, value));
-                *len += 1;
-                return result;
-            }
-            if matches!(slots[position - 1], Slot::Leaf(k, _) if k != key) {
-                // Another key shares this chunk: both go one level down.
-                let (value, result) = vacant(arg);
-                let Slot::Leaf(other, other_value) = take(index, slots, c, shift) else {
-                    unreachable!("a leaf")
-                };
-                let pair = Node::pair(shift + BITS, (other, other_value), (key, value));
-                push(index, slots, c, Slot::Branch(Shared::new(pair)));
-                *len += 1;
-                return result;
-            }
-            match &mut slots[position - 1] {
-                Slot::Leaf(_, v) => return occupied(v, arg),
-                Slot::Branch(child) => {
-                    let child = child.make_mut();
-                    (index, slots) = (&mut child.index, &mut child.slots);
-                }
-            }
-            shift += BITS;
         }
+        if layer.writes_trie() {
+            let (result, added) = upsert_in_trie(&mut layer.base, key, arg, occupied, vacant);
+            layer.len += usize::from(added);
+            return result;
+        }
+        // The trie is shared: the change goes on top.
+        let (value, result, added) = if let Some(mut value) = layer.base_get(key).cloned() {
+            let result = occupied(&mut value, arg);
+            (value, result, false)
+        } else {
+            let (value, result) = vacant(arg);
+            (value, result, true)
+        };
+        layer.push_top(key, Some(value));
+        layer.len += usize::from(added);
+        result
     }
 
     /// Removes `key`, returning its value. A miss copies nothing.
@@ -307,14 +395,141 @@ impl<V: Clone> IdMap<V> {
         if !self.contains_key(key) {
             return None;
         }
-        let root = self.root.as_mut()?.make_mut();
-        let value = remove_in(root, key, 0);
-        root.len -= 1;
-        if root.len == 0 {
+        let layer = self.root.as_mut()?.make_mut();
+        let value = if let Some(i) = layer.find(key) {
+            if layer.base_get(key).is_some() {
+                layer.top[i].1.take() // still shadows the trie's value
+            } else {
+                layer.top_len -= 1;
+                layer.top.swap(i, layer.top_len);
+                std::mem::take(&mut layer.top[layer.top_len]).1
+            }
+        } else if layer.writes_trie() {
+            remove_in_trie(&mut layer.base, key)
+        } else {
+            let value = layer.base_get(key).cloned();
+            layer.push_top(key, None);
+            value
+        };
+        layer.len -= 1;
+        if layer.len == 0 && layer.base.is_none() {
+            self.root = None; // holds no value: `top` can only remove what the trie holds
+        }
+        value
+    }
+}
+
+impl<V> IdMap<V> {
+    /// `true` when [`fold_top`](Self::fold_top) has something to do: this map alone holds
+    /// its layer and its trie, and the layer keeps changes on top.
+    #[inline]
+    pub(crate) fn can_fold_top(&self) -> bool {
+        self.root.as_ref().is_some_and(|root| {
+            let layer = root.get();
+            layer.top_len != 0 && root.is_unique() && layer.base.as_ref().is_some_and(Shared::is_unique)
+        })
+    }
+}
+
+impl<V: Clone> IdMap<V> {
+    /// Moves the changes kept on top into the trie when this map alone holds its layer and
+    /// its trie, so that the values they shadowed are released: returns those, for the caller
+    /// to drop. Changes nothing otherwise.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fold_top(&mut self) -> Vec<V> {
+        if !self.can_fold_top() {
+            return Vec::new();
+        }
+        let Some(layer) = self.root.as_mut().and_then(Shared::get_mut) else { return Vec::new() };
+        let mut released = Vec::with_capacity(layer.top_len);
+        for i in 0..std::mem::take(&mut layer.top_len) {
+            let (key, value) = std::mem::take(&mut layer.top[i]);
+            let old = match value {
+                Some(value) => {
+                    let replace = |slot: &mut V, value| Some(std::mem::replace(slot, value));
+                    upsert_in_trie(&mut layer.base, key, value, replace, |value| (value, None)).0
+                }
+                None => remove_in_trie(&mut layer.base, key),
+            };
+            released.extend(old);
+        }
+        if layer.len == 0 && layer.base.is_none() {
             self.root = None;
         }
-        Some(value)
+        released
     }
+}
+
+/// The value under `key`, present in the trie below `node`, mutably; copies the path to it
+/// where it is shared.
+fn get_mut_in_trie<V: Clone>(node: &mut Shared<Node<V>>, key: u64) -> Option<&mut V> {
+    let mut node = node.make_mut();
+    let mut shift = 0;
+    loop {
+        let position = usize::from(node.index[chunk(key, shift)]) - 1;
+        match &mut node.slots[position] {
+            Slot::Leaf(_, v) => return Some(v),
+            Slot::Branch(child) => node = child.make_mut(),
+        }
+        shift += BITS;
+    }
+}
+
+/// [`IdMap::upsert`] in the trie below `root`, copying the path to `key` where it is shared;
+/// also says whether an entry was added.
+#[inline]
+fn upsert_in_trie<V: Clone, A, R>(
+    root: &mut Option<Shared<Node<V>>>,
+    key: u64,
+    arg: A,
+    occupied: impl FnOnce(&mut V, A) -> R,
+    vacant: impl FnOnce(A) -> (V, R),
+) -> (R, bool) {
+    let Some(root) = root else {
+        let (value, result) = vacant(arg);
+        *root = Some(Shared::new(Node::leaf(key, value)));
+        return (result, true);
+    };
+    let root = root.make_mut();
+    let (mut index, mut slots) = (&mut root.index, &mut root.slots);
+    let mut shift = 0;
+    loop {
+        let c = chunk(key, shift);
+        let position = usize::from(index[c]);
+        if position == 0 {
+            let (value, result) = vacant(arg);
+            push(index, slots, c, Slot::Leaf(key, value));
+            return (result, true);
+        }
+        if matches!(slots[position - 1], Slot::Leaf(k, _) if k != key) {
+            // Another key shares this chunk: both go one level down.
+            let (value, result) = vacant(arg);
+            let Slot::Leaf(other, other_value) = take(index, slots, c, shift) else { unreachable!("a leaf") };
+            let pair = Node::pair(shift + BITS, (other, other_value), (key, value));
+            push(index, slots, c, Slot::Branch(Shared::new(pair)));
+            return (result, true);
+        }
+        match &mut slots[position - 1] {
+            Slot::Leaf(_, v) => return (occupied(v, arg), false),
+            Slot::Branch(child) => {
+                let child = child.make_mut();
+                (index, slots) = (&mut child.index, &mut child.slots);
+            }
+        }
+        shift += BITS;
+    }
+}
+
+/// Removes `key`, present in the trie below `root`, returning its value; an emptied trie
+/// loses its root node.
+fn remove_in_trie<V: Clone>(root: &mut Option<Shared<Node<V>>>, key: u64) -> Option<V> {
+    let node = root.as_mut()?.make_mut();
+    let value = remove_in(node, key, 0);
+    if node.slots.is_empty() {
+        *root = None;
+    }
+    Some(value)
 }
 
 /// Removes `key`, which is present below `node`, folding a branch left with one leaf.
@@ -337,8 +552,11 @@ fn remove_in<V: Clone>(node: &mut Node<V>, key: u64, shift: u32) -> V {
     value
 }
 
-/// Iterator for [`IdMap::iter`].
+/// Iterator for [`IdMap::iter`]: the values in `top`, then the trie's entries that `top`
+/// does not shadow.
 pub struct Iter<'a, V> {
+    top: &'a [(u64, Option<V>)],
+    next_top: usize,
     stack: Vec<std::slice::Iter<'a, Slot<V>>>,
     remaining: usize,
 }
@@ -347,11 +565,20 @@ impl<'a, V> Iterator for Iter<'a, V> {
     type Item = (u64, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
+        while let Some((key, value)) = self.top.get(self.next_top) {
+            self.next_top += 1;
+            if let Some(value) = value {
+                self.remaining -= 1;
+                return Some((*key, value));
+            }
+        }
         loop {
             match self.stack.last_mut()?.next() {
                 Some(Slot::Leaf(k, v)) => {
-                    self.remaining -= 1;
-                    return Some((*k, v));
+                    if self.top.iter().all(|(shadowed, _)| shadowed != k) {
+                        self.remaining -= 1;
+                        return Some((*k, v));
+                    }
                 }
                 Some(Slot::Branch(child)) => self.stack.push(child.get().slots.iter()),
                 None => {
@@ -384,7 +611,7 @@ impl<'a, V> IntoIterator for &'a IdMap<V> {
 }
 
 impl<V> Clone for IdMap<V> {
-    /// The same entries, sharing the trie: one increment.
+    /// The same entries, sharing the layer: one increment.
     fn clone(&self) -> Self {
         Self { root: self.root.clone() }
     }
@@ -409,18 +636,43 @@ impl<V> IdMap<V> {
     ///
     /// A description of the first broken invariant found.
     pub fn check_invariants(&self) -> Result<(), String> {
-        match &self.root {
-            None => Ok(()),
-            Some(root) => check_node(root.get(), 0, 0, true).map(|_| ()),
+        let Some(root) = &self.root else { return Ok(()) };
+        let layer = root.get();
+        let top = layer.top();
+        let mut shadowed = 0;
+        for (i, (key, value)) in top.iter().enumerate() {
+            if top[..i].iter().any(|(other, _)| other == key) {
+                return Err(format!("key {key:#x} twice on top"));
+            }
+            match (value, layer.base_get(*key)) {
+                (_, Some(_)) => shadowed += 1,
+                (None, None) => {
+                    return Err(format!("top removes key {key:#x}, which the trie does not hold"));
+                }
+                (Some(_), None) => {}
+            }
         }
+        if layer.top[layer.top_len..].iter().any(|(_, value)| value.is_some()) {
+            return Err("a value past the end of top".to_string());
+        }
+        let trie_len = match &layer.base {
+            None => 0,
+            Some(node) if node.get().slots.is_empty() => return Err("an empty trie keeps a root".to_string()),
+            Some(node) => check_node(node.get(), 0, 0, true)?,
+        };
+        let expected = top.iter().filter(|(_, value)| value.is_some()).count() + trie_len - shadowed;
+        if layer.len != expected {
+            return Err(format!("the layer counts {} entries, holds {expected}", layer.len));
+        }
+        if layer.len == 0 && layer.base.is_none() {
+            return Err("an empty map keeps a layer".to_string());
+        }
+        Ok(())
     }
 }
 
 /// Checks `node` (reached by the key bits `prefix` below `shift`); returns its leaf count.
 fn check_node<V>(node: &Node<V>, shift: u32, prefix: u64, is_root: bool) -> Result<usize, String> {
-    if !is_root && node.len != 0 {
-        return Err(format!("a node below the root at shift {shift} keeps a length"));
-    }
     let low = |key: u64| if shift == 0 { 0 } else { key & ((1 << shift) - 1) };
     let mut seen = vec![false; node.slots.len()];
     let mut leaves = 0;
@@ -449,9 +701,6 @@ fn check_node<V>(node: &Node<V>, shift: u32, prefix: u64, is_root: bool) -> Resu
     }
     if seen.iter().any(|s| !s) {
         return Err(format!("a slot at shift {shift} that no index byte points at"));
-    }
-    if is_root && leaves != node.len {
-        return Err(format!("the root counts {} leaves, holds {leaves}", node.len));
     }
     if !is_root && leaves < 2 {
         return Err(format!("a branch at shift {shift} holding {leaves} leaf"));

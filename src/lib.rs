@@ -43,6 +43,7 @@ mod ext;
 mod future;
 #[doc(hidden)]
 pub mod hamt;
+mod ids;
 #[cfg(all(feature = "tokio", debug_assertions))]
 mod leak;
 #[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]

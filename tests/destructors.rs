@@ -116,7 +116,7 @@ fn reset_drops_the_value_it_displaces() {
 }
 
 #[test]
-fn overwritten_values_live_as_long_as_their_token_or_snapshot() {
+fn overwritten_values_live_as_long_as_their_token_or_snapshot_or_until_the_next_change() {
     let counts = Counts::new();
     isolated(|| {
         TRACKED.set(Tracked::new(&counts, OnDrop::ReadAndSet)); // 0, token dropped
@@ -129,8 +129,29 @@ fn overwritten_values_live_as_long_as_their_token_or_snapshot() {
         TRACKED.set(Tracked::new(&counts, OnDrop::ReadAndSet)); // 2; its token (holding 1) dropped
         assert_eq!(counts.dropped(), [0], "the snapshot still holds value 1");
         drop(snapshot);
+        // The context itself no longer shows value 1, but kept it while the snapshot shared
+        // it: it goes at the context's next change (or with the context).
+        let token = TRACKED.set(Tracked::new(&counts, OnDrop::ReadAndSet)); // 3; token holds 2
         assert_eq!(counts.dropped(), [0, 1]);
+        drop(token);
+        assert_eq!(counts.dropped(), [0, 1, 2]);
     });
+    counts.assert_balanced();
+}
+
+#[test]
+fn values_replaced_after_a_snapshot_go_with_the_context() {
+    let counts = Counts::new();
+    let mut ctx = Context::new();
+    ctx.run(|| TRACKED.set(Tracked::new(&counts, OnDrop::ReadAndSet))); // 0
+    let snapshot = ctx.clone();
+    ctx.run(|| TRACKED.set(Tracked::new(&counts, OnDrop::ReadAndSet))); // 1; its token (holding 0) dropped
+    drop(snapshot);
+    assert!(counts.dropped().is_empty(), "value 0 waits for the context's next change");
+    drop(ctx);
+    let mut dropped = counts.dropped();
+    dropped.sort_unstable();
+    assert_eq!(dropped, [0, 1]);
     counts.assert_balanced();
 }
 

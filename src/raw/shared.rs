@@ -1,49 +1,76 @@
 //! [`Shared`]: a reference-counted node, changed in place when its handle is the only one.
 
 use std::cell::UnsafeCell;
-use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 /// A reference-counted `T` that is mutable through a handle that is provably the only one.
 ///
-/// Built on `Arc<UnsafeCell<T>>`: `Arc::get_mut` would check uniqueness with a
-/// compare-and-swap on the weak count (no `Weak` is ever made here), where a load of the strong
-/// count is enough.
-pub(crate) struct Shared<T>(Arc<SharedCell<T>>);
+/// Like `Arc<T>` without weak handles, which lets it check uniqueness with one load (where
+/// `Arc::get_mut` needs a compare-and-swap on the weak count) and lets the last handle free
+/// the value without a read-modify-write of the count: a handle that sees a count of 1 is the
+/// only one, and no other can appear, since a clone needs a handle.
+pub(crate) struct Shared<T> {
+    inner: NonNull<Inner<T>>,
+    /// Owns an `Inner<T>`, for the drop check and auto traits.
+    _owns: PhantomData<Inner<T>>,
+}
 
-/// The cell behind [`Shared`]: `Sync` because it is only written through a unique handle.
-struct SharedCell<T>(UnsafeCell<T>);
+/// The allocation behind [`Shared`].
+struct Inner<T> {
+    count: AtomicUsize,
+    value: UnsafeCell<T>,
+}
 
-// SAFETY: `SharedCell` is written only through `Shared::make_mut`, which requires `&mut` on the
-// only handle (strong count 1, and no `Weak` exists): no other thread can read it meanwhile.
-// Reads through `&Shared` on several threads are reads of a `T: Sync`.
-unsafe impl<T: Send + Sync> Sync for SharedCell<T> {}
+// SAFETY: a `Shared<T>` gives out `&T` on any thread holding a handle and `&mut T` only to the
+// only handle (`get_mut`, `make_mut`), as `Arc<T>` would with `get_mut`; the last handle drops
+// the `T`, on whatever thread it is. So `T: Send + Sync` suffices, as for `Arc<T>`. The count is
+// atomic.
+unsafe impl<T: Send + Sync> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
     #[inline]
     pub(crate) fn new(value: T) -> Self {
-        Self(Arc::new(SharedCell(UnsafeCell::new(value))))
+        let inner = Box::new(Inner { count: AtomicUsize::new(1), value: UnsafeCell::new(value) });
+        Self { inner: NonNull::from(Box::leak(inner)), _owns: PhantomData }
+    }
+
+    #[inline]
+    fn inner(&self) -> &Inner<T> {
+        // SAFETY: the allocation lives while a handle does; `Inner` is only read through `&`,
+        // its `value` behind an `UnsafeCell`.
+        unsafe { self.inner.as_ref() }
     }
 
     #[inline]
     pub(crate) fn get(&self) -> &T {
-        // SAFETY: writes happen only through `make_mut`, which needs `&mut self` on the only
-        // handle; while this `&self` lives, that handle (this one or another) cannot be in
-        // `make_mut` unless it is unique, and this one exists, so it is not.
-        unsafe { &*self.0.0.get() }
+        // SAFETY: the value is written only through `get_mut`/`make_mut`, which need `&mut` on
+        // the only handle; while this `&self` lives, no handle (this one or another) can be
+        // there: this one is borrowed, and another would make this one not the only one.
+        unsafe { &*self.inner().value.get() }
+    }
+
+    /// `true` when this is the only handle: a change through [`make_mut`](Self::make_mut)
+    /// would then copy nothing.
+    #[inline]
+    pub(crate) fn is_unique(&self) -> bool {
+        // Acquire: pairs with the release decrements of handles dropped on other threads, so
+        // their reads happen before the writes a caller makes after seeing 1.
+        self.inner().count.load(Ordering::Acquire) == 1
     }
 
     /// `&mut T` when this is the only handle; nothing is copied.
     #[inline]
     pub(crate) fn get_mut(&mut self) -> Option<&mut T> {
-        if Arc::strong_count(&self.0) != 1 {
+        if !self.is_unique() {
             return None;
         }
-        // As in `make_mut`.
-        fence(Ordering::Acquire);
-        // SAFETY: the count is 1 and no `Weak` is ever created, so this handle is the only
-        // one; `&mut self` excludes every other use of it, `get` borrows included.
-        Some(unsafe { &mut *self.0.0.get() })
+        // SAFETY: the count is 1, so this handle is the only one and no other can be made but
+        // from it; `&mut self` excludes every other use of it, `get` borrows included.
+        Some(unsafe { &mut *self.inner().value.get() })
     }
 
     /// `&mut T`, copying `T` into a handle of its own first when it is shared.
@@ -52,16 +79,11 @@ impl<T> Shared<T> {
     where
         T: Clone,
     {
-        if Arc::strong_count(&self.0) != 1 {
+        if !self.is_unique() {
             self.copy();
         }
-        // Pairs with the release decrement of the handle dropped last on another thread, so
-        // its reads happen before the writes made through the `&mut` below.
-        fence(Ordering::Acquire);
-        // SAFETY: the count is 1 (checked, or a fresh handle) and no `Weak` is ever created, so
-        // this handle is the only one; `&mut self` excludes every other use of it, `get`
-        // borrows included.
-        unsafe { &mut *self.0.0.get() }
+        // SAFETY: the count is 1 (checked, or a fresh handle): as in `get_mut`.
+        unsafe { &mut *self.inner().value.get() }
     }
 
     /// Replaces this handle with one to a copy of the value.
@@ -76,13 +98,15 @@ impl<T> Shared<T> {
 
     #[inline]
     pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.inner == other.inner
     }
 
     /// Gives up the handle for a pointer that [`from_raw`](Self::from_raw) takes back.
     #[inline]
     pub(crate) fn into_raw(self) -> *const () {
-        Arc::into_raw(self.0).cast()
+        let raw = self.inner.as_ptr().cast_const().cast();
+        std::mem::forget(self);
+        raw
     }
 
     /// Takes back a handle given up by [`into_raw`](Self::into_raw).
@@ -92,14 +116,36 @@ impl<T> Shared<T> {
     /// `raw` comes from `into_raw` on a `Shared<T>` of the same `T`, and is taken back once.
     #[inline]
     pub(super) unsafe fn from_raw(raw: *const ()) -> Self {
-        // SAFETY: the caller hands over a pointer from `Arc::into_raw` of this type, once.
-        Self(unsafe { Arc::from_raw(raw.cast::<SharedCell<T>>()) })
+        // SAFETY: the caller hands over a non-null pointer from `into_raw` of this type, once.
+        let inner = unsafe { NonNull::new_unchecked(raw.cast::<Inner<T>>().cast_mut()) };
+        Self { inner, _owns: PhantomData }
     }
 }
 
 impl<T> Clone for Shared<T> {
     #[inline]
     fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
+        // As `Arc`: a relaxed increment, since a new handle is made from an existing one.
+        if self.inner().count.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            std::process::abort(); // handles leaked past any sane count
+        }
+        Self { inner: self.inner, _owns: PhantomData }
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    #[inline]
+    fn drop(&mut self) {
+        let count = &self.inner().count;
+        // The only handle needs no decrement (see the type's docs); otherwise the handle that
+        // takes the count from 1 to 0 frees the value.
+        if count.load(Ordering::Acquire) != 1 && count.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Pairs with the release decrements of the other handles: their uses happen first.
+        fence(Ordering::Acquire);
+        // SAFETY: this was the last handle, so nothing else uses the allocation, which came
+        // from `Box::leak` in `new`.
+        drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
     }
 }

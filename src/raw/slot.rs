@@ -5,19 +5,18 @@
 //! *stamp*: a name for a trie's content. A [`Trie`] carries its stamp; a copy shares it (same
 //! nodes, same content), and any change through [`Trie::map_mut`] or [`update_root`] clears it
 //! (0 names nothing). [`replace_in_place`] keeps it: it changes no node and no handle, only
-//! the contents of one unshared value, which an entry then reads as the new value. Stamps are handed out once (see [`fresh_stamp`]), so an entry recorded
+//! the contents of one unshared value, which an entry then reads as the new value. Stamps are handed out once (by `ids::unique`), so an entry recorded
 //! under stamp `s` is valid exactly while the current trie is stamped `s`: across entering and
 //! leaving contexts, such as the polls of one task, reads stay cached.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Shared;
 use super::value::{Header, Value};
-use crate::hamt::{self, IdMap, Node};
+use crate::hamt::{self, IdMap, Layer};
 
 /// The root of a context's trie, as the thread's current context holds it.
-pub(crate) type Root = Shared<Node<Value>>;
+pub(crate) type Root = Shared<Layer<Value>>;
 
 /// A context's values with the stamp that names their content for the read cache.
 pub(crate) struct Trie {
@@ -56,8 +55,6 @@ thread_local! {
     static ROOT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
     /// The current trie's stamp: moves in and out with `ROOT`, cleared by every change.
     static STAMP: Cell<u64> = const { Cell::new(0) };
-    /// The next stamp this thread hands out, and the end of its block of stamps.
-    static NEXT_STAMP: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     /// Recent reads of the current context: variable id -> its value (null when not set) in
     /// the trie of the recorded stamp. Direct-mapped by the low bits of the id.
     static CACHE: [Cell<CacheEntry>; CACHE_SLOTS] =
@@ -67,32 +64,12 @@ thread_local! {
 /// Entries in the read cache.
 const CACHE_SLOTS: usize = 32;
 
-/// Stamps a thread takes from the shared counter at a time.
-const STAMP_BLOCK: u64 = 1 << 16;
-
-/// The next stamp block's start, shared by all threads.
-static STAMP_BLOCKS: AtomicU64 = AtomicU64::new(1);
-
 /// One read cache entry: `value` is what the trie stamped `stamp` holds under `id`.
 #[derive(Clone, Copy)]
 struct CacheEntry {
     id: u64,
     stamp: u64,
     value: *const Header,
-}
-
-/// A stamp no trie has carried before: from this thread's block, taking a new block from the
-/// shared counter when it runs out (one atomic add per 65,536 stamps).
-fn fresh_stamp() -> u64 {
-    let (next, end) = NEXT_STAMP.get();
-    let (next, end) = if next < end {
-        (next, end)
-    } else {
-        let start = STAMP_BLOCKS.fetch_add(STAMP_BLOCK, Ordering::Relaxed);
-        (start, start + STAMP_BLOCK)
-    };
-    NEXT_STAMP.set((next + 1, end));
-    next
 }
 
 /// The value under the variable id `id` in the current context, if it is a `T`: from the read
@@ -125,7 +102,7 @@ fn lend_value_slow<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R
         let value = root.and_then(|root| hamt::get_in(root, id));
         let stamp = match STAMP.get() {
             0 => {
-                let stamp = fresh_stamp();
+                let stamp = crate::ids::unique();
                 STAMP.set(stamp); // names the current content; copies taken from now on share it
                 stamp
             }

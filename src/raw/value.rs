@@ -154,7 +154,10 @@ impl Drop for Value {
         let header = self.0.as_ptr();
         // SAFETY: this handle keeps the allocation alive until the decrement below.
         let (count, drop_fn) = unsafe { (&(*header).count, (*header).drop) };
-        if count.fetch_sub(1, Ordering::Release) != 1 {
+        // The only handle (the acquire load sees every other handle's release decrement): no
+        // other can appear, since a clone needs a handle, so the count needs no update. Saves
+        // a read-modify-write on the common drop of a value no snapshot shares.
+        if count.load(Ordering::Acquire) != 1 && count.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
         // Pairs with the release decrements of the other handles: their uses happen first.
