@@ -35,19 +35,23 @@ const GUARDED: u8 = 1 << 2;
 /// `FLAGS`: the exit guard has run; the thread's own context can hold nothing more.
 const GONE: u8 = 1 << 3;
 
+/// `ID`: the current context is the thread's own, no context is entered. Travels with the
+/// identity when another context is entered, so entering and leaving swap one word less.
+/// `ids::unique` never reaches it.
+const OWN: u64 = 1 << 63;
+
 /// `READING`: tries are pinned until the reads in progress end.
 const PINNED: u32 = 1 << 31;
 
 // The thread's current context is its trie (`raw/slot.rs`) and these; each is a `const` cell
 // without a destructor, so every access is a plain thread-local load or store.
 thread_local! {
-    /// The current context's identity for tokens (0 until a token is created in it).
-    static ID: Cell<u64> = const { Cell::new(0) };
+    /// The current context's identity for tokens (0 until a token is created in it), with
+    /// `OWN` set while it is the thread's own context.
+    static ID: Cell<u64> = const { Cell::new(OWN) };
     /// Reads in progress that lend a reference into the current trie to user code, plus
     /// `PINNED`. While non-zero, changes pin the trie and copy instead of writing in place.
     static READING: Cell<u32> = const { Cell::new(0) };
-    /// Contexts entered on this thread and not yet left.
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
     /// `WORKER`, `WARN_ONLY`, `GUARDED`, `GONE`.
     static FLAGS: Cell<u8> = const { Cell::new(0) };
     /// Tries pinned by changes made while a read lent a reference into them.
@@ -122,20 +126,18 @@ pub(crate) fn snapshot() -> Context {
 /// The current context's identity for tokens, drawn on first use.
 #[inline]
 pub(crate) fn identity() -> u64 {
-    match ID.get() {
-        0 => draw_identity(),
-        id => id,
-    }
+    let id = ID.get();
+    if id & !OWN == 0 { draw_identity(id) } else { id }
 }
 
 #[cold]
-fn draw_identity() -> u64 {
-    let id = crate::ids::unique();
+fn draw_identity(own: u64) -> u64 {
+    let id = crate::ids::unique() | own;
     ID.set(id);
     id
 }
 
-/// The current context's identity; 0 (which no token holds) before the first token.
+/// The current context's identity; 0 or `OWN` (which no token holds) before the first token.
 #[inline]
 pub(crate) fn raw_identity() -> u64 {
     ID.get()
@@ -184,13 +186,13 @@ fn guard_own_context() {
         return;
     }
     FLAGS.set(FLAGS.get() | GONE);
-    if DEPTH.get() != 0 || raw::root_is_empty() {
+    if in_entered_context() || raw::root_is_empty() {
         return; // a context entered here goes back to its owner; an empty one holds nothing
     }
     let mut orphan = Trie::new();
     raw::exchange(&mut orphan);
     // A new identity for what follows, so tokens made for the dropped values fail to reset.
-    ID.set(0);
+    ID.set(OWN);
     drop(orphan);
 }
 
@@ -223,12 +225,10 @@ pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
         #[inline]
         fn drop(&mut self) {
             exchange(self.0);
-            DEPTH.set(DEPTH.get() - 1);
         }
     }
 
     exchange(ctx);
-    DEPTH.set(DEPTH.get() + 1);
     let _leave = Leave(ctx);
     f()
 }
@@ -240,7 +240,6 @@ pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
 #[allow(dead_code, reason = "used by the tokio task hooks, built with --cfg tokio_unstable")]
 pub(crate) fn enter_detached(ctx: &mut Context) {
     exchange(ctx);
-    DEPTH.set(DEPTH.get() + 1);
 }
 
 /// Undoes [`enter_detached`]: `ctx` (what it left there) becomes current again, and gets back
@@ -248,7 +247,6 @@ pub(crate) fn enter_detached(ctx: &mut Context) {
 #[allow(dead_code, reason = "used by the tokio task hooks, built with --cfg tokio_unstable")]
 pub(crate) fn leave_detached(ctx: &mut Context) {
     exchange(ctx);
-    DEPTH.set(DEPTH.get() - 1);
 }
 
 /// Exchanges `ctx` with the current context. Drops nothing.
@@ -262,7 +260,7 @@ fn exchange(ctx: &mut Context) {
 /// `true` when the calling thread is inside an entered context.
 #[inline]
 pub(crate) fn in_entered_context() -> bool {
-    DEPTH.get() != 0
+    ID.get() & OWN == 0
 }
 
 /// The thread's flags.
@@ -282,7 +280,7 @@ pub(crate) fn set_flag(flag: u8, on: bool) {
 #[inline]
 #[track_caller]
 pub(crate) fn check_root_set(name: &'static str) {
-    if FLAGS.get() & WORKER != 0 && DEPTH.get() == 0 {
+    if FLAGS.get() & WORKER != 0 && !in_entered_context() {
         root_set_on_worker(name);
     }
 }

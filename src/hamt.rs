@@ -307,13 +307,29 @@ fn get_in_trie<V>(node: &Shared<Node<V>>, key: u64) -> Option<&V> {
 #[inline]
 pub(crate) fn get_mut_in_place<V>(root: &mut Shared<Layer<V>>, key: u64) -> Option<&mut V> {
     let layer = root.get_mut()?;
-    if layer.top_len != 0 && layer.base.as_ref().is_some_and(Shared::is_unique) {
+    if layer.top_len != 0 {
+        return top_get_mut_in_place(layer, key);
+    }
+    trie_get_mut_in_place(layer.base.as_mut()?, key)
+}
+
+/// [`get_mut_in_place`] on a layer with changes on top.
+#[inline(never)]
+fn top_get_mut_in_place<V>(layer: &mut Layer<V>, key: u64) -> Option<&mut V> {
+    if layer.base.as_ref().is_some_and(Shared::is_unique) {
         return None; // `fold_top` can release shadowed values: the change goes the long way
     }
-    if let Some(i) = layer.find(key) {
-        return layer.top[i].1.as_mut();
+    match layer.find(key) {
+        Some(i) => layer.top[i].1.as_mut(),
+        None => trie_get_mut_in_place(layer.base.as_mut()?, key),
     }
-    let mut node = layer.base.as_mut()?.get_mut()?;
+}
+
+/// The value under `key` in the trie below `node`, mutably, when every node on its path is
+/// unique.
+#[inline]
+fn trie_get_mut_in_place<V>(node: &mut Shared<Node<V>>, key: u64) -> Option<&mut V> {
+    let mut node = node.get_mut()?;
     let mut shift = 0;
     loop {
         let position = usize::from(node.index[chunk(key, shift)]);

@@ -270,7 +270,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         let context_id = current::identity();
         let old = match current::replace_in_place(var_id, value) {
             Ok(old) => Old::Owned(old),
-            Err(value) => current::change(|map| replace(map, var_id, name, value)),
+            Err(value) => set_by_change(var_id, name, value),
         };
         Token { var_id, var_name: name, context_id, old }
     }
@@ -396,7 +396,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         let (var_id, var_name) = (self.id(), self.name);
         let old = match current::replace_in_place(var_id, value) {
             Ok(old) => Old::Owned(old),
-            Err(value) => current::change(|map| replace(map, var_id, var_name, value)),
+            Err(value) => set_by_change(var_id, var_name, value),
         };
         let _restore = Restore { var_id, var_name, old: Some(old) };
         f()
@@ -443,6 +443,14 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     }
 }
 
+/// A `set` that [`current::replace_in_place`] could not make: through [`current::change`].
+/// Kept out of line, so that the in-place path it falls back from stays small enough to
+/// inline, and the token with it.
+#[inline(never)]
+fn set_by_change<T: Send + Sync + 'static>(var_id: u64, name: &'static str, value: T) -> Old<T> {
+    current::change(|map| replace(map, var_id, name, value))
+}
+
 /// Stores `value` under `var_id` and returns what was there: in place, with no allocation
 /// and no atomic operation, when the stored value is not shared with another context.
 #[inline]
@@ -478,12 +486,19 @@ fn restore_now<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, ol
         old => Some(old),
     };
     if let Some(old) = left {
-        drop(current::change(|map| restore(map, var_id, var_name, old)));
+        restore_by_change(var_id, var_name, old);
     }
     #[cfg(all(feature = "tokio", debug_assertions))]
     if !current::in_entered_context() {
         crate::leak::record_reset(var_id);
     }
+}
+
+/// A reset that [`current::replace_in_place`] could not make: through [`current::change`],
+/// out of line (see [`set_by_change`]).
+#[inline(never)]
+fn restore_by_change<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, old: Old<T>) {
+    drop(current::change(|map| restore(map, var_id, var_name, old)));
 }
 
 /// What a reset displaced: dropped by the caller once the context is back in its slot.

@@ -210,27 +210,16 @@ pub(crate) fn update_root<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
 /// As for [`update_root`], the caller makes sure no read lends a reference into the trie.
 #[inline]
 pub(crate) fn replace_in_place<T: 'static>(id: u64, value: T) -> Result<T, T> {
-    /// Gives the handle back to `ROOT`, also if something unwinds; the stamp is untouched.
-    struct GiveBack(std::mem::ManuallyDrop<Root>);
-
-    impl Drop for GiveBack {
-        #[inline]
-        fn drop(&mut self) {
-            // SAFETY: the handle was rebuilt from `ROOT`'s own pointer below and is taken once.
-            let root = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
-            ROOT.set(Root::into_raw(root));
-        }
-    }
-
     let raw = ROOT.get();
     if raw.is_null() {
         return Err(value);
     }
-    // SAFETY: as in `update_root`: `raw` is owned by `ROOT`; ownership moves into the guard,
-    // which stores the same handle back (nothing here replaces it), and nothing reads `ROOT`
-    // in between.
-    let mut root = GiveBack(std::mem::ManuallyDrop::new(unsafe { Root::from_raw(raw) }));
-    match hamt::get_mut_in_place(&mut root.0, id).and_then(Value::get_mut::<T>) {
+    // SAFETY: `raw` is owned by `ROOT`. The handle rebuilt here is never dropped
+    // (`ManuallyDrop`) and stays the one `ROOT` holds: nothing here replaces it, so `ROOT` needs
+    // no write back, also on unwind. The caller makes sure that no read lends a reference into
+    // the trie meanwhile, so the `&mut` below is the only access.
+    let mut root = std::mem::ManuallyDrop::new(unsafe { Root::from_raw(raw) });
+    match hamt::get_mut_in_place(&mut root, id).and_then(Value::get_mut::<T>) {
         Some(slot) => Ok(std::mem::replace(slot, value)),
         None => Err(value),
     }
