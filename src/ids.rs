@@ -42,6 +42,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "200,000 numbers: safe code, too slow to interpret")]
     fn numbers_are_unique_across_threads_and_blocks() {
         let take = || (0..3 * BLOCK as usize / 2).map(|_| unique()).collect::<Vec<_>>();
         let other = std::thread::spawn(take).join().unwrap();

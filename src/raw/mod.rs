@@ -1,7 +1,8 @@
 //! The crate's only `unsafe` code, in a few small pieces the rest of the engine builds on:
 //!
 //! - [`Shared`]: a reference-counted node that is changed in place when its handle is the
-//!   only one (one load of the count, no read-modify-write) and copied otherwise.
+//!   only one (one load of the count, no read-modify-write) and copied otherwise; the last
+//!   handle frees it without a read-modify-write either.
 //! - [`Value`]: a type-erased, reference-counted value whose type is checked against a
 //!   `TypeId` stored beside it, a plain comparison instead of `dyn Any`'s virtual call.
 //! - The thread's current context as one raw pointer in a `const` thread-local without a

@@ -109,6 +109,24 @@ impl<T> Shared<T> {
         raw
     }
 
+    /// [`into_raw`](Self::into_raw) for an optional handle: null for `None`. Compiles to a
+    /// plain move (`None` is the null pointer already).
+    #[inline]
+    pub(crate) fn option_into_raw(handle: Option<Self>) -> *const () {
+        handle.map_or(std::ptr::null(), Self::into_raw)
+    }
+
+    /// Takes back an optional handle given up by [`option_into_raw`](Self::option_into_raw).
+    ///
+    /// # Safety
+    ///
+    /// As for [`from_raw`](Self::from_raw), when `raw` is not null.
+    #[inline]
+    pub(super) unsafe fn option_from_raw(raw: *const ()) -> Option<Self> {
+        let inner = NonNull::new(raw.cast::<Inner<T>>().cast_mut())?;
+        Some(Self { inner, _owns: PhantomData })
+    }
+
     /// Takes back a handle given up by [`into_raw`](Self::into_raw).
     ///
     /// # Safety

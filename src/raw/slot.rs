@@ -122,14 +122,12 @@ fn cache_slot(id: u64) -> usize {
 /// Exchanges the current context's trie with `trie`; ownership moves both ways.
 #[inline]
 pub(crate) fn exchange(trie: &mut Trie) {
-    let incoming = trie.map.root_mut().take().map_or(std::ptr::null(), Root::into_raw);
-    let outgoing = ROOT.replace(incoming);
+    let root = trie.map.root_mut();
+    let incoming = Root::option_into_raw(root.take());
+    // SAFETY: every pointer stored in `ROOT` comes from `Root::option_into_raw` (here and in
+    // `update_root`), and leaves it once: here, or in `update_root`, which writes one back.
+    *root = unsafe { Root::option_from_raw(ROOT.replace(incoming)) };
     trie.stamp = STAMP.replace(trie.stamp);
-    if !outgoing.is_null() {
-        // SAFETY: every pointer stored in `ROOT` comes from `Root::into_raw` (here and in
-        // `update_root`), and leaves it once: here, or in `update_root`, which writes back.
-        *trie.map.root_mut() = Some(unsafe { Root::from_raw(outgoing) });
-    }
 }
 
 /// A copy of the current trie, stamp included: one reference-count increment.
@@ -185,20 +183,15 @@ pub(crate) fn update_root<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
     impl Drop for WriteBack {
         #[inline]
         fn drop(&mut self) {
-            ROOT.set(self.0.root_mut().take().map_or(std::ptr::null(), Root::into_raw));
+            ROOT.set(Root::option_into_raw(self.0.root_mut().take()));
             STAMP.set(0);
         }
     }
 
-    let raw = ROOT.get();
-    let mut map = WriteBack(IdMap::from_root(if raw.is_null() {
-        None
-    } else {
-        // SAFETY: as in `exchange`: `raw` is owned by `ROOT`; ownership moves into the guard,
-        // which stores the (possibly new) trie back into `ROOT` when it is dropped, and nothing
-        // reads `ROOT` in between (`f` may not touch the current context).
-        Some(unsafe { Root::from_raw(raw) })
-    }));
+    // SAFETY: as in `exchange`: the pointer is owned by `ROOT`; ownership moves into the guard,
+    // which stores the (possibly new) trie back into `ROOT` when it is dropped, and nothing
+    // reads `ROOT` in between (`f` may not touch the current context).
+    let mut map = WriteBack(IdMap::from_root(unsafe { Root::option_from_raw(ROOT.get()) }));
     f(&mut map.0)
 }
 
