@@ -3,7 +3,8 @@
 use std::any::Any;
 use std::fmt;
 
-use crate::raw::{Trie, Value};
+use crate::hamt::IdMap;
+use crate::raw::Value;
 use crate::{ContextVar, current};
 
 /// A mapping from context variables to values: what [`ContextVar::get`] reads.
@@ -46,7 +47,7 @@ use crate::{ContextVar, current};
 /// assert_eq!(ctx.get(&USER).map(String::as_str), Some("carol"));
 /// ```
 pub struct Context {
-    trie: Trie,
+    map: IdMap<Value>,
     /// Identity for tokens; 0 until the first `set` in this context. Never copied by `clone`.
     id: u64,
 }
@@ -68,7 +69,7 @@ impl Context {
     /// ```
     #[must_use]
     pub const fn new() -> Self {
-        Self { trie: Trie::new(), id: 0 }
+        Self { map: IdMap::new(), id: 0 }
     }
 
     /// A snapshot of the current thread's context. O(1), whatever the number of variables.
@@ -147,7 +148,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn get<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Option<&T> {
-        self.trie.map().get(var.raw_id()?).and_then(Value::downcast_ref::<T>)
+        self.map.get(var.raw_id()?).and_then(Value::downcast_ref::<T>)
     }
 
     /// `true` when `var` is set in this context (a default does not count).
@@ -164,7 +165,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn contains<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> bool {
-        var.raw_id().is_some_and(|id| self.trie.map().contains_key(id))
+        var.raw_id().is_some_and(|id| self.map.contains_key(id))
     }
 
     /// Number of variables set in this context.
@@ -182,7 +183,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.trie.map().len()
+        self.map.len()
     }
 
     /// `true` when no variable is set in this context.
@@ -194,7 +195,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.trie.map().is_empty()
+        self.map.is_empty()
     }
 
     /// The variables set in this context, as (name, value) pairs, in no particular order.
@@ -217,7 +218,7 @@ impl Context {
     /// ```
     #[must_use]
     pub fn iter(&self) -> Iter<'_> {
-        Iter { inner: self.trie.map().iter() }
+        Iter { inner: self.map.iter() }
     }
 
     /// A new context holding the same values as this one, with `var` set to `value`.
@@ -237,10 +238,10 @@ impl Context {
     /// ```
     #[must_use]
     pub fn with_value<T: Send + Sync + 'static>(&self, var: &ContextVar<T>, value: T) -> Context {
-        let mut trie = self.trie.clone();
+        let mut map = self.map.clone();
         // What this displaces is still held by `self`: dropping it here runs no destructor.
-        drop(trie.map_mut().insert(var.id(), Value::new(var.name(), value)));
-        Context { trie, id: 0 }
+        drop(map.insert(var.id(), Value::new(var.name(), value)));
+        Context { map, id: 0 }
     }
 
     /// A new context holding the same values as this one, without `var`.
@@ -260,11 +261,11 @@ impl Context {
     /// ```
     #[must_use]
     pub fn without<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Context {
-        let mut trie = self.trie.clone();
+        let mut map = self.map.clone();
         if let Some(id) = var.raw_id() {
-            drop(trie.map_mut().remove(id)); // still held by `self`, as in `with_value`
+            drop(map.remove(id)); // still held by `self`, as in `with_value`
         }
-        Context { trie, id: 0 }
+        Context { map, id: 0 }
     }
 
     /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
@@ -289,21 +290,21 @@ impl Context {
         move || ctx.run(f)
     }
 
-    /// A context holding `trie`, with no identity yet.
-    pub(crate) fn from_trie(trie: Trie) -> Self {
-        Self { trie, id: 0 }
+    /// A context holding `map`, with no identity yet.
+    pub(crate) fn from_map(map: IdMap<Value>) -> Self {
+        Self { map, id: 0 }
     }
 
-    /// The trie and the identity, to be exchanged with the thread's slot together.
-    pub(crate) fn parts_mut(&mut self) -> (&mut Trie, &mut u64) {
-        (&mut self.trie, &mut self.id)
+    /// The map and the identity, to be exchanged with the thread's slot together.
+    pub(crate) fn parts_mut(&mut self) -> (&mut IdMap<Value>, &mut u64) {
+        (&mut self.map, &mut self.id)
     }
 }
 
 impl Clone for Context {
     /// An independent context holding the same values. O(1).
     fn clone(&self) -> Self {
-        Self { trie: self.trie.clone(), id: 0 }
+        Self { map: self.map.clone(), id: 0 }
     }
 }
 

@@ -24,7 +24,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::Context;
 use crate::hamt::IdMap;
-use crate::raw::{self, Root, Trie, Value};
+use crate::raw::{self, Root, Value};
 
 /// `FLAGS`: the thread is an executor worker (`thread::mark_worker`).
 pub(crate) const WORKER: u8 = 1;
@@ -120,7 +120,7 @@ fn pin() {
 /// A snapshot of the current context: one reference-count increment.
 #[inline]
 pub(crate) fn snapshot() -> Context {
-    Context::from_trie(raw::snapshot())
+    Context::from_map(raw::snapshot())
 }
 
 /// The current context's identity for tokens, drawn on first use.
@@ -189,7 +189,7 @@ fn guard_own_context() {
     if in_entered_context() || raw::root_is_empty() {
         return; // a context entered here goes back to its owner; an empty one holds nothing
     }
-    let mut orphan = Trie::new();
+    let mut orphan = IdMap::new();
     raw::exchange(&mut orphan);
     // A new identity for what follows, so tokens made for the dropped values fail to reset.
     ID.set(OWN);
@@ -204,12 +204,12 @@ impl Drop for ExitGuard {
         FLAGS.set((FLAGS.get() | GONE) & !GUARDED);
         // A value's destructor may set variables again; those sets keep nothing from now on.
         loop {
-            let mut trie = Trie::new();
-            raw::exchange(&mut trie);
-            if trie.map().is_empty() {
+            let mut map = IdMap::new();
+            raw::exchange(&mut map);
+            if map.is_empty() {
                 break;
             }
-            drop(trie);
+            drop(map);
         }
     }
 }
@@ -252,8 +252,8 @@ pub(crate) fn leave_detached(ctx: &mut Context) {
 /// Exchanges `ctx` with the current context. Drops nothing.
 #[inline]
 fn exchange(ctx: &mut Context) {
-    let (trie, id) = ctx.parts_mut();
-    raw::exchange(trie);
+    let (map, id) = ctx.parts_mut();
+    raw::exchange(map);
     *id = ID.replace(*id);
 }
 

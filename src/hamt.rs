@@ -29,6 +29,10 @@
 //! population count (which the default x86-64 target computes in software). Slots are kept
 //! dense in any order; removing one moves the last slot into its place.
 //!
+//! A layer also carries a *stamp* for the thread read caches of `raw/slot.rs`: a number
+//! naming its content, drawn by the first cached read, cleared by every change except the
+//! in-place replacement of an unshared value, and not carried over to a copy of the layer.
+//!
 //! Values are cloned only when the layer or a node holding them is copied (for a context's
 //! values that is a reference-count increment). Nothing here drops a displaced value: it is
 //! returned to the caller, who drops it once it holds no borrow (a value's destructor may use
@@ -48,6 +52,7 @@
 //!   an empty map no layer, unless its trie still holds values that `top` removed.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::raw::Shared;
 
@@ -66,6 +71,10 @@ pub struct IdMap<V> {
 
 /// A map's entry point: its length, and its changes on top of a trie that was shared.
 pub(crate) struct Layer<V> {
+    /// 0, or a number naming this layer's content for the thread read caches (`raw/slot.rs`):
+    /// set by the first cached read, cleared by every change but the in-place replacement of
+    /// a value. A copy starts without one.
+    stamp: AtomicU64,
     len: usize,
     /// How many entries of `top` are in use (the first ones); the others hold `(0, None)`.
     top_len: usize,
@@ -88,7 +97,13 @@ enum Slot<V> {
 
 impl<V: Clone> Clone for Layer<V> {
     fn clone(&self) -> Self {
-        Self { len: self.len, top_len: self.top_len, top: self.top.clone(), base: self.base.clone() }
+        Self {
+            stamp: AtomicU64::new(0),
+            len: self.len,
+            top_len: self.top_len,
+            top: self.top.clone(),
+            base: self.base.clone(),
+        }
     }
 }
 
@@ -104,7 +119,13 @@ impl<V: Clone> Clone for Node<V> {
 
 impl<V> Layer<V> {
     fn new() -> Self {
-        Self { len: 0, top_len: 0, top: std::array::from_fn(|_| (0, None)), base: None }
+        Self {
+            stamp: AtomicU64::new(0),
+            len: 0,
+            top_len: 0,
+            top: std::array::from_fn(|_| (0, None)),
+            base: None,
+        }
     }
 
     /// The entries of `top` in use.
@@ -276,6 +297,36 @@ impl<V> IdMap<V> {
     }
 }
 
+/// The layer `root`, to change: copied first if it is shared, and without a stamp (its content
+/// is about to change).
+#[inline]
+fn edit<V: Clone>(root: &mut Shared<Layer<V>>) -> &mut Layer<V> {
+    let layer = root.make_mut();
+    *layer.stamp.get_mut() = 0;
+    layer
+}
+
+/// The stamp naming the content of the map whose layer is `root`; 0 for none yet.
+#[inline]
+pub(crate) fn stamp_of<V>(root: &Shared<Layer<V>>) -> u64 {
+    root.get().stamp.load(Ordering::Relaxed)
+}
+
+/// The stamp naming the content of the map whose layer is `root`, drawn now if it has none.
+/// The layer may be shared: its content does not change while it is, so whichever thread
+/// names it names the same content.
+pub(crate) fn name_content<V>(root: &Shared<Layer<V>>) -> u64 {
+    let stamp = &root.get().stamp;
+    match stamp.load(Ordering::Relaxed) {
+        0 => {
+            let fresh = crate::ids::unique();
+            stamp.store(fresh, Ordering::Relaxed);
+            fresh
+        }
+        named => named,
+    }
+}
+
 /// The value under `key` in the map whose layer is `root`: what a read of the current context
 /// calls.
 #[inline]
@@ -356,7 +407,7 @@ impl<V: Clone> IdMap<V> {
         if !self.contains_key(key) {
             return None;
         }
-        let layer = self.root.as_mut()?.make_mut();
+        let layer = edit(self.root.as_mut()?);
         if let Some(i) = layer.find(key) {
             return layer.top[i].1.as_mut();
         }
@@ -377,7 +428,7 @@ impl<V: Clone> IdMap<V> {
         occupied: impl FnOnce(&mut V, A) -> R,
         vacant: impl FnOnce(A) -> (V, R),
     ) -> R {
-        let layer = self.root.get_or_insert_with(|| Shared::new(Layer::new())).make_mut();
+        let layer = edit(self.root.get_or_insert_with(|| Shared::new(Layer::new())));
         if let Some(i) = layer.find(key) {
             let entry = &mut layer.top[i].1;
             if let Some(value) = entry {
@@ -411,7 +462,7 @@ impl<V: Clone> IdMap<V> {
         if !self.contains_key(key) {
             return None;
         }
-        let layer = self.root.as_mut()?.make_mut();
+        let layer = edit(self.root.as_mut()?);
         let value = if let Some(i) = layer.find(key) {
             if layer.base_get(key).is_some() {
                 layer.top[i].1.take() // still shadows the trie's value
@@ -457,7 +508,7 @@ impl<V: Clone> IdMap<V> {
         if !self.can_fold_top() {
             return Vec::new();
         }
-        let Some(layer) = self.root.as_mut().and_then(Shared::get_mut) else { return Vec::new() };
+        let Some(layer) = self.root.as_mut().map(edit) else { return Vec::new() };
         let mut released = Vec::with_capacity(layer.top_len);
         for i in 0..std::mem::take(&mut layer.top_len) {
             let (key, value) = std::mem::take(&mut layer.top[i]);

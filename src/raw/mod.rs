@@ -30,6 +30,6 @@ mod value;
 pub(crate) use fork::fork_generation;
 pub(crate) use shared::Shared;
 pub(crate) use slot::{
-    Root, Trie, another_root, exchange, lend_value, replace_in_place, root_is_empty, snapshot, update_root,
+    Root, another_root, exchange, lend_value, replace_in_place, root_is_empty, snapshot, update_root,
 };
 pub(crate) use value::Value;

@@ -1,13 +1,14 @@
-//! The thread's current context: its trie as one raw pointer in a `const` thread-local without
+//! The thread's current context: its map as one raw pointer in a `const` thread-local without
 //! a destructor, and the read cache beside it.
 //!
-//! The read cache remembers, per variable, where its value sits in the trie of a given
-//! *stamp*: a name for a trie's content. A [`Trie`] carries its stamp; a copy shares it (same
-//! nodes, same content), and any change through [`Trie::map_mut`] or [`update_root`] clears it
-//! (0 names nothing). [`replace_in_place`] keeps it: it changes no node and no handle, only
-//! the contents of one unshared value, which an entry then reads as the new value. Stamps are handed out once (by `ids::unique`), so an entry recorded
-//! under stamp `s` is valid exactly while the current trie is stamped `s`: across entering and
-//! leaving contexts, such as the polls of one task, reads stay cached.
+//! The read cache remembers, per variable, where its value sits in the map of a given
+//! *stamp*: a number naming a map's content, kept in the map's layer (see `hamt.rs`). Copies of
+//! a map share its layer and so its stamp; every change clears it (0 names nothing), except
+//! [`replace_in_place`], which changes no node and no handle, only the contents of one
+//! unshared value, which an entry then reads as the new value. Stamps are handed out once (by
+//! `ids::unique`), so an entry recorded under stamp `s` is valid exactly while the current
+//! map's layer carries `s`: across entering and leaving contexts, such as the polls of one
+//! task, reads stay cached, and entering a context moves one word.
 
 use std::cell::Cell;
 
@@ -15,48 +16,16 @@ use super::Shared;
 use super::value::{Header, Value};
 use crate::hamt::{self, IdMap, Layer};
 
-/// The root of a context's trie, as the thread's current context holds it.
+/// The layer of a context's map, as the thread's current context holds it.
 pub(crate) type Root = Shared<Layer<Value>>;
 
-/// A context's values with the stamp that names their content for the read cache.
-pub(crate) struct Trie {
-    map: IdMap<Value>,
-    /// 0, or a stamp that only tries with these very nodes, unchanged, carry.
-    stamp: u64,
-}
-
-impl Trie {
-    pub(crate) const fn new() -> Self {
-        Self { map: IdMap::new(), stamp: 0 }
-    }
-
-    pub(crate) fn map(&self) -> &IdMap<Value> {
-        &self.map
-    }
-
-    /// The values, to change: the trie loses its stamp.
-    pub(crate) fn map_mut(&mut self) -> &mut IdMap<Value> {
-        self.stamp = 0;
-        &mut self.map
-    }
-}
-
-impl Clone for Trie {
-    /// The same nodes, so the same content and the same stamp.
-    fn clone(&self) -> Self {
-        Self { map: self.map.clone(), stamp: self.stamp }
-    }
-}
-
 thread_local! {
-    /// The root of the thread's current context's trie, as a raw [`Root`] the slot owns (null
+    /// The layer of the thread's current context's map, as a raw [`Root`] the slot owns (null
     /// for the empty context). No destructor and `const`: reaching it is a plain thread-local
     /// load. The thread's own context is released at thread exit by a guard in `current.rs`.
     static ROOT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
-    /// The current trie's stamp: moves in and out with `ROOT`, cleared by every change.
-    static STAMP: Cell<u64> = const { Cell::new(0) };
     /// Recent reads of the current context: variable id -> its value (null when not set) in
-    /// the trie of the recorded stamp. Direct-mapped by the low bits of the id.
+    /// the map of the recorded stamp. Direct-mapped by the low bits of the id.
     static CACHE: [Cell<CacheEntry>; CACHE_SLOTS] =
         const { [const { Cell::new(CacheEntry { id: 0, stamp: 0, value: std::ptr::null() }) }; CACHE_SLOTS] };
 }
@@ -64,7 +33,7 @@ thread_local! {
 /// Entries in the read cache.
 const CACHE_SLOTS: usize = 32;
 
-/// One read cache entry: `value` is what the trie stamped `stamp` holds under `id`.
+/// One read cache entry: `value` is what the map stamped `stamp` holds under `id`.
 #[derive(Clone, Copy)]
 struct CacheEntry {
     id: u64,
@@ -73,23 +42,25 @@ struct CacheEntry {
 }
 
 /// The value under the variable id `id` in the current context, if it is a `T`: from the read
-/// cache when the current trie carries the stamp the entry was recorded under, else from the
-/// trie (and then cached). `f` gets it; the caller keeps the trie unchanged while `f` runs
+/// cache when the current map carries the stamp the entry was recorded under, else from the
+/// map (and then cached). `f` gets it; the caller keeps the map unchanged while `f` runs
 /// user code, as for [`peek_root`].
 #[inline]
 pub(crate) fn lend_value<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
     let entry = CACHE.with(|cache| cache[cache_slot(id)].get());
-    // Entries are recorded with non-zero stamps and ids, so an unstamped trie never matches.
-    if entry.id == id && entry.stamp == STAMP.get() {
+    // Entries are recorded with non-zero stamps and ids, so an unstamped map (or none, the
+    // empty context) never matches.
+    if entry.id == id && entry.stamp == peek_root(|root| root.map_or(0, hamt::stamp_of)) {
         if entry.value.is_null() {
             return f(None);
         }
-        // SAFETY: the entry was recorded (in `lend_value_slow`) from a `Value` held by the
-        // trie stamped `entry.stamp`, and the current trie carries that stamp. A stamp is given
-        // out once and kept only by copies of that trie (same nodes) while nothing changes
-        // them: every change clears it (`Trie::map_mut`, `update_root`). So the current trie
-        // is those nodes, unchanged, and they hold that value's handle: alive, unwritten. The
-        // caller keeps it so while `f` runs (see `peek_root`). `downcast_raw` checks the type.
+        // SAFETY: the entry was recorded (in `lend_value_slow`) from a `Value` held by the map
+        // whose layer carried `entry.stamp`, and the current map's layer carries it. A stamp is
+        // drawn once, for one layer, which keeps it only while its content does not change:
+        // every change clears it (`hamt::edit`; in-place replacements change no handle), and a
+        // copy of a layer starts without one. So the current layer is that one, unchanged, and
+        // holds that value's handle: alive, unwritten. The caller keeps it so while `f` runs
+        // (see `peek_root`). `downcast_raw` checks the type.
         return f(unsafe { Value::downcast_raw::<T>(entry.value) });
     }
     lend_value_slow(id, f)
@@ -99,15 +70,9 @@ pub(crate) fn lend_value<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R
 #[inline(never)]
 fn lend_value_slow<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
     peek_root(|root| {
-        let value = root.and_then(|root| hamt::get_in(root, id));
-        let stamp = match STAMP.get() {
-            0 => {
-                let stamp = crate::ids::unique();
-                STAMP.set(stamp); // names the current content; copies taken from now on share it
-                stamp
-            }
-            stamp => stamp,
-        };
+        let Some(root) = root else { return f(None) };
+        let value = hamt::get_in(root, id);
+        let stamp = hamt::name_content(root);
         let raw = value.map_or(std::ptr::null(), |value| value.0.as_ptr().cast_const());
         CACHE.with(|cache| cache[cache_slot(id)].set(CacheEntry { id, stamp, value: raw }));
         f(value.and_then(Value::downcast_ref::<T>))
@@ -119,21 +84,21 @@ fn cache_slot(id: u64) -> usize {
     (id as usize) % CACHE_SLOTS
 }
 
-/// Exchanges the current context's trie with `trie`; ownership moves both ways.
+/// Exchanges the current context's map with `map`; ownership moves both ways.
 #[inline]
-pub(crate) fn exchange(trie: &mut Trie) {
-    let root = trie.map.root_mut();
+pub(crate) fn exchange(map: &mut IdMap<Value>) {
+    let root = map.root_mut();
     let incoming = Root::option_into_raw(root.take());
     // SAFETY: every pointer stored in `ROOT` comes from `Root::option_into_raw` (here and in
     // `update_root`), and leaves it once: here, or in `update_root`, which writes one back.
     *root = unsafe { Root::option_from_raw(ROOT.replace(incoming)) };
-    trie.stamp = STAMP.replace(trie.stamp);
 }
 
-/// A copy of the current trie, stamp included: one reference-count increment.
+/// A copy of the current map, sharing its layer (and so its stamp): one reference-count
+/// increment.
 #[inline]
-pub(crate) fn snapshot() -> Trie {
-    Trie { map: IdMap::from_root(another_root()), stamp: STAMP.get() }
+pub(crate) fn snapshot() -> IdMap<Value> {
+    IdMap::from_root(another_root())
 }
 
 /// Another handle to the current trie's root: one reference-count increment.
@@ -172,7 +137,7 @@ fn peek_root<R>(f: impl FnOnce(Option<&Root>) -> R) -> R {
     f(Some(&handle))
 }
 
-/// Runs `f` on the current context's values, mutably, in place; the trie loses its stamp.
+/// Runs `f` on the current context's values, mutably, in place (a change clears the stamp).
 /// `f` must not touch the current context (it is not valid there while `f` runs) nor drop
 /// user values.
 #[inline]
@@ -184,7 +149,6 @@ pub(crate) fn update_root<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
         #[inline]
         fn drop(&mut self) {
             ROOT.set(Root::option_into_raw(self.0.root_mut().take()));
-            STAMP.set(0);
         }
     }
 
