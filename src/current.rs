@@ -64,10 +64,13 @@ thread_local! {
 /// is a `T`. `f` may run user code: the trie stays valid while it does.
 #[inline]
 pub(crate) fn lend<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
-    // Raised around the whole read and lowered only once the reference is gone: lowering it
-    // may release pinned tries, the one lent from among them.
-    let _reading = Reading::start();
-    raw::lend_value(id, f)
+    // Finding the value runs no user code; `f` may. So the count is raised just around `f`,
+    // and lowered only once the reference is gone: lowering it may release pinned tries, the
+    // one lent from among them.
+    raw::lend_value(id, |value| {
+        let _reading = Reading::start();
+        f(value)
+    })
 }
 
 /// Raises the reading count for its lifetime.

@@ -416,6 +416,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     }
 
     /// The id, drawn on first use.
+    ///
+    /// Drawn once per variable from a global counter, so no two variables share one, and
+    /// every value stored under it (by this variable's methods and `Context::with_value`) is a
+    /// `T`: the read cache of `raw/slot.rs` relies on that to skip the type check on a hit.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
         match self.raw_id() {

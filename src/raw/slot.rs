@@ -60,8 +60,11 @@ pub(crate) fn lend_value<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R
         // every change clears it (`hamt::edit`; in-place replacements change no handle), and a
         // copy of a layer starts without one. So the current layer is that one, unchanged, and
         // holds that value's handle: alive, unwritten. The caller keeps it so while `f` runs
-        // (see `peek_root`). `downcast_raw` checks the type.
-        return f(unsafe { Value::downcast_raw::<T>(entry.value) });
+        // (see `peek_root`).
+        // The value is a `T`: `lend_value_slow::<U>` records only values it checked to be a
+        // `U`, under the id it was asked for; an id is drawn once by one `ContextVar<T>`
+        // (`ContextVar::id`), and only that variable reads under it, so `U` is this `T`.
+        return f(Some(unsafe { Value::get_raw::<T>(entry.value) }));
     }
     lend_value_slow(id, f)
 }
@@ -73,9 +76,13 @@ fn lend_value_slow<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R
         let Some(root) = root else { return f(None) };
         let value = hamt::get_in(root, id);
         let stamp = hamt::name_content(root);
-        let raw = value.map_or(std::ptr::null(), |value| value.0.as_ptr().cast_const());
-        CACHE.with(|cache| cache[cache_slot(id)].set(CacheEntry { id, stamp, value: raw }));
-        f(value.and_then(Value::downcast_ref::<T>))
+        let found = value.and_then(Value::downcast_ref::<T>);
+        // Recorded when absent or a `T`: a hit then needs no type check (see `lend_value`).
+        if value.is_none() || found.is_some() {
+            let raw = value.map_or(std::ptr::null(), |value| value.0.as_ptr().cast_const());
+            CACHE.with(|cache| cache[cache_slot(id)].set(CacheEntry { id, stamp, value: raw }));
+        }
+        f(found)
     })
 }
 

@@ -113,19 +113,19 @@ impl Value {
         Some(unsafe { &mut (*self.0.cast::<Stored<T>>().as_ptr()).value })
     }
 
-    /// The value behind `header`, when it is a `T`.
+    /// The value behind `header`, which is a `T`: no type check, for the read cache, which
+    /// only records values it has checked.
     ///
     /// # Safety
     ///
-    /// `header` is the pointer of a live `Value` whose value is not written for `'a`.
+    /// `header` is the pointer of a live `Value` made by `Value::new::<T>`, whose value is not
+    /// written for `'a`.
     #[inline]
-    pub(super) unsafe fn downcast_raw<'a, T: 'static>(header: *const Header) -> Option<&'a T> {
+    pub(super) unsafe fn get_raw<'a, T: 'static>(header: *const Header) -> &'a T {
         // SAFETY: the caller's contract: a live allocation from `Value::new`.
-        if unsafe { (*header).type_id } != TypeId::of::<T>() {
-            return None;
-        }
-        // SAFETY: a `Stored<T>` (its `type_id` says so), alive and unwritten for `'a`.
-        Some(unsafe { &(*header.cast::<Stored<T>>()).value })
+        debug_assert!(unsafe { (*header).type_id } == TypeId::of::<T>(), "a cached value of another type");
+        // SAFETY: a `Stored<T>` (the caller's contract), alive and unwritten for `'a`.
+        unsafe { &(*header.cast::<Stored<T>>()).value }
     }
 
     /// The value as `dyn Any`, for iteration.
