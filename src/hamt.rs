@@ -490,7 +490,7 @@ impl<V> IdMap<V> {
     /// `true` when [`fold_top`](Self::fold_top) has something to do: this map alone holds
     /// its layer and its trie, and the layer keeps changes on top.
     #[inline]
-    pub(crate) fn can_fold_top(&self) -> bool {
+    pub fn can_fold_top(&self) -> bool {
         self.root.as_ref().is_some_and(|root| {
             let layer = root.get();
             layer.top_len != 0 && root.is_unique() && layer.base.as_ref().is_some_and(Shared::is_unique)
@@ -504,7 +504,7 @@ impl<V: Clone> IdMap<V> {
     /// to drop. Changes nothing otherwise.
     #[cold]
     #[inline(never)]
-    pub(crate) fn fold_top(&mut self) -> Vec<V> {
+    pub fn fold_top(&mut self) -> Vec<V> {
         if !self.can_fold_top() {
             return Vec::new();
         }
@@ -834,6 +834,47 @@ mod tests {
         assert_eq!(map.remove(99), None);
         assert_eq!(map.get_mut(98), None);
         assert!(map.ptr_eq(&copy));
+    }
+
+    fn entries(map: &IdMap<u64>) -> Vec<(u64, u64)> {
+        let mut entries: Vec<_> = map.iter().map(|(k, v)| (k, *v)).collect();
+        entries.sort_unstable();
+        entries
+    }
+
+    #[test]
+    fn changes_to_a_shared_trie_go_on_top_and_fold_back_once_it_is_not_shared() {
+        let mut map = map_of(&[1, 2, 3]);
+        let snapshot = map.clone();
+        map.insert(2, 200);
+        assert_eq!(map.remove(3), Some(30));
+        map.insert(4, 40);
+        map.check_invariants().unwrap();
+        assert_eq!(map.root.as_ref().unwrap().get().top_len, 3, "three changes on top");
+        assert!(!map.can_fold_top(), "the snapshot still shares the trie");
+        assert_eq!(entries(&snapshot), [(1, 10), (2, 20), (3, 30)]);
+        drop(snapshot);
+        assert!(map.can_fold_top());
+        let mut released = map.fold_top();
+        released.sort_unstable();
+        assert_eq!(released, [20, 30], "the shadowed values");
+        map.check_invariants().unwrap();
+        assert!(!map.can_fold_top());
+        assert_eq!(entries(&map), [(1, 10), (2, 200), (4, 40)]);
+    }
+
+    #[test]
+    fn a_full_top_copies_the_path_instead() {
+        let mut map = map_of(&(0..40).collect::<Vec<_>>());
+        let snapshot = map.clone();
+        for k in 100..100 + TOP as u64 + 3 {
+            map.insert(k, k);
+            map.check_invariants().unwrap();
+        }
+        assert_eq!(map.len(), 40 + TOP + 3);
+        assert_eq!(snapshot.len(), 40);
+        assert_eq!(map.get(100 + TOP as u64 + 2), Some(&(100 + TOP as u64 + 2)));
+        snapshot.check_invariants().unwrap();
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub(crate) enum HamtAction {
     Share { map: u8 },
     /// Drops a map (never the last one).
     Drop { map: u8 },
+    /// `fold_top`: what the layer keeps on top moves into the trie when the map alone holds
+    /// both, releasing the values it shadowed; nothing changes otherwise.
+    Fold { map: u8 },
 }
 
 /// A map under test and the `BTreeMap` it must equal.
@@ -244,6 +247,18 @@ fn step(pairs: &mut Vec<Pair>, action: &HamtAction) -> Option<usize> {
             } else {
                 pairs[pick(map.wrapping_add(1))] = copy;
             }
+            Some(pick(map))
+        }
+        HamtAction::Fold { map } => {
+            let pair = &mut pairs[pick(map)];
+            let could = pair.map.can_fold_top();
+            let released = pair.map.fold_top();
+            if could {
+                assert!(!pair.map.can_fold_top(), "folding left something to fold");
+            } else {
+                assert!(released.is_empty(), "a fold with nothing to do released values");
+            }
+            drop(released);
             Some(pick(map))
         }
         HamtAction::Drop { map } => {
