@@ -490,6 +490,7 @@ impl<V> IdMap<V> {
     /// `true` when [`fold_top`](Self::fold_top) has something to do: this map alone holds
     /// its layer and its trie, and the layer keeps changes on top.
     #[inline]
+    #[must_use]
     pub fn can_fold_top(&self) -> bool {
         self.root.as_ref().is_some_and(|root| {
             let layer = root.get();
