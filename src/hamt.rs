@@ -401,23 +401,6 @@ impl<V: Clone> IdMap<V> {
         self.upsert(key, value, |slot, value| Some(std::mem::replace(slot, value)), |value| (value, None))
     }
 
-    /// The value under `key`, mutably; copies what is shared on the way. A miss copies
-    /// nothing.
-    pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
-        if !self.contains_key(key) {
-            return None;
-        }
-        let layer = edit(self.root.as_mut()?);
-        if let Some(i) = layer.find(key) {
-            return layer.top[i].1.as_mut();
-        }
-        if layer.writes_trie() {
-            return get_mut_in_trie(layer.base.as_mut()?, key);
-        }
-        let value = layer.base_get(key).cloned();
-        layer.push_top(key, value).as_mut()
-    }
-
     /// Finds `key` and calls `occupied` with its value, or stores the value `vacant` makes;
     /// `arg` goes to whichever runs. Copies what is shared on the way.
     #[inline]
@@ -526,21 +509,6 @@ impl<V: Clone> IdMap<V> {
             self.root = None;
         }
         released
-    }
-}
-
-/// The value under `key`, present in the trie below `node`, mutably; copies the path to it
-/// where it is shared.
-fn get_mut_in_trie<V: Clone>(node: &mut Shared<Node<V>>, key: u64) -> Option<&mut V> {
-    let mut node = node.make_mut();
-    let mut shift = 0;
-    loop {
-        let position = usize::from(node.index[chunk(key, shift)]) - 1;
-        match &mut node.slots[position] {
-            Slot::Leaf(_, v) => return Some(v),
-            Slot::Branch(child) => node = child.make_mut(),
-        }
-        shift += BITS;
     }
 }
 
@@ -821,7 +789,7 @@ mod tests {
         assert!(map.ptr_eq(&copy));
         map.insert(5, 0);
         map.remove(6);
-        *map.get_mut(7).unwrap() = 1;
+        map.upsert(7, 1, |v, new| *v = new, |new| (new, ()));
         assert_eq!((copy.get(5), copy.get(6), copy.get(7)), (Some(&50), Some(&60), Some(&70)));
         assert_eq!((map.get(5), map.get(6), map.get(7)), (Some(&0), None, Some(&1)));
         copy.check_invariants().unwrap();
@@ -833,7 +801,6 @@ mod tests {
         let mut map = map_of(&[1, 2, 3]);
         let copy = map.clone();
         assert_eq!(map.remove(99), None);
-        assert_eq!(map.get_mut(98), None);
         assert!(map.ptr_eq(&copy));
     }
 

@@ -33,7 +33,8 @@ fn deep_collisions_in_a_shared_copy() {
     for (i, &k) in keys.iter().enumerate().rev() {
         // Alternate between the original (map 0) and the copy (map 1).
         actions.push(HamtAction::Remove { map: (i % 2) as u8, key: Key(k) });
-        actions.push(HamtAction::GetMut { map: ((i + 1) % 2) as u8, key: Key(k), value: 7 });
+        actions.push(HamtAction::Upsert { map: ((i + 1) % 2) as u8, key: Key(k), value: 7 });
+        actions.push(HamtAction::Fold { map: (i % 2) as u8 });
     }
     run_hamt(&actions);
 }

@@ -88,8 +88,6 @@ pub(crate) enum HamtAction {
     Remove { map: u8, key: Key },
     /// `get` and `contains_key`.
     Get { map: u8, key: Key },
-    /// `get_mut`, then overwrite the value (in place when no other map holds it).
-    GetMut { map: u8, key: Key, value: u32 },
     /// `upsert`: overwrite in place when present, insert otherwise.
     Upsert { map: u8, key: Key, value: u32 },
     /// A new map sharing the trie of another one (a clone, as a context snapshot is).
@@ -207,21 +205,6 @@ fn step(pairs: &mut Vec<Pair>, action: &HamtAction) -> Option<usize> {
             assert_eq!(pair.map.contains_key(key), pair.model.contains_key(&key));
             None
         }
-        HamtAction::GetMut { map, key: Key(key), value } => {
-            let pair = &mut pairs[pick(map)];
-            match (pair.map.get_mut(key), pair.model.get_mut(&key)) {
-                (Some(v), Some(m)) => {
-                    match Arc::get_mut(v) {
-                        Some(c) => c.0 = value,
-                        None => *v = val(value),
-                    }
-                    *m = value;
-                }
-                (None, None) => {}
-                (found, expected) => panic!("get_mut({key:#x}) found {found:?}, expected {expected:?}"),
-            }
-            Some(pick(map))
-        }
         HamtAction::Upsert { map, key: Key(key), value } => {
             let pair = &mut pairs[pick(map)];
             let was = pair.map.upsert(
@@ -229,7 +212,11 @@ fn step(pairs: &mut Vec<Pair>, action: &HamtAction) -> Option<usize> {
                 value,
                 |v, value| {
                     let was = v.0;
-                    *v = val(value);
+                    // In place when no other map holds the value, as a context's `set` does.
+                    match Arc::get_mut(v) {
+                        Some(counted) => counted.0 = value,
+                        None => *v = val(value),
+                    }
                     Some(was)
                 },
                 |value| (val(value), None),
