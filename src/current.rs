@@ -283,7 +283,7 @@ pub(crate) fn set_flag(flag: u8, on: bool) {
 #[inline]
 #[track_caller]
 pub(crate) fn check_root_set(name: &'static str) {
-    if FLAGS.get() & WORKER != 0 && !in_entered_context() {
+    if !in_entered_context() && FLAGS.get() & WORKER != 0 {
         root_set_on_worker(name);
     }
 }
