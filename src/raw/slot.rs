@@ -69,7 +69,7 @@ pub(crate) fn lend_value<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R
     lend_value_slow(id, f)
 }
 
-/// [`lend_value`] on a cache miss: reads the trie and records the entry.
+/// [`lend_value`] on a cache miss: reads the map and records the entry.
 #[inline(never)]
 fn lend_value_slow<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R {
     peek_root(|root| {
@@ -108,7 +108,7 @@ pub(crate) fn snapshot() -> IdMap<Value> {
     IdMap::from_root(another_root())
 }
 
-/// Another handle to the current trie's root: one reference-count increment.
+/// Another handle to the current map's layer: one reference-count increment.
 #[inline]
 pub(crate) fn another_root() -> Option<Root> {
     /// Named: `Option::cloned` as a path is not general enough over the borrow's lifetime.
@@ -124,7 +124,7 @@ pub(crate) fn root_is_empty() -> bool {
     ROOT.get().is_null()
 }
 
-/// Runs `f` on the current context's trie, borrowed in place.
+/// Runs `f` on the current context's map (its layer), borrowed in place.
 ///
 /// The caller keeps the trie alive and unchanged while `f` runs user code: it raises the
 /// reading count of `current.rs` first, and every change made meanwhile pins the trie and
@@ -167,8 +167,8 @@ pub(crate) fn update_root<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
 }
 
 /// Replaces the `T` stored under the variable id `id` in the current context with `value`, in
-/// place, when the trie's path to it and the value are not shared: no node or handle changes,
-/// so the trie keeps its stamp and the read cache stays valid (an entry for `id` points at the
+/// place, when its layer, the path to it and the value are not shared: no node or handle changes,
+/// so the map keeps its stamp and the read cache stays valid (an entry for `id` points at the
 /// same allocation, which now holds `value`). Gives `value` back when it cannot.
 ///
 /// As for [`update_root`], the caller makes sure no read lends a reference into the trie.
