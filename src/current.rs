@@ -168,8 +168,7 @@ pub(crate) fn change<R>(f: impl FnOnce(&mut IdMap<Value>) -> R) -> R {
     }
     let (result, released) = raw::update_root(|map| {
         let result = f(map);
-        let released = if map.can_fold_top() { map.fold_top() } else { Vec::new() };
-        (result, released)
+        (result, map.fold_top())
     });
     if FLAGS.get() & GUARDED == 0 {
         guard_own_context();

@@ -143,17 +143,23 @@ impl<V> Layer<V> {
     /// The value under `key`: `top` first, then the trie.
     #[inline]
     fn get(&self, key: u64) -> Option<&V> {
-        for (k, value) in self.top() {
-            if *k == key {
-                return value.as_ref();
-            }
+        match self.find(key) {
+            Some(i) => self.top[i].1.as_ref(),
+            None => self.base_get(key),
         }
-        get_in_trie(self.base.as_ref()?, key)
     }
 
     /// The trie's value under `key`, shadowed or not.
     fn base_get(&self, key: u64) -> Option<&V> {
         get_in_trie(self.base.as_ref()?, key)
+    }
+
+    /// `true` when `top` holds changes and the trie is not shared (by this layer's map alone,
+    /// when the layer is not shared either): folding `top` into the trie would then release
+    /// the values it shadows.
+    #[inline]
+    fn top_can_fold(&self) -> bool {
+        self.top_len != 0 && self.base.as_ref().is_some_and(Shared::is_unique)
     }
 
     /// `true` when a change to a key `top` does not hold goes into the trie: this map alone
@@ -367,7 +373,7 @@ pub(crate) fn get_mut_in_place<V>(root: &mut Shared<Layer<V>>, key: u64) -> Opti
 /// [`get_mut_in_place`] on a layer with changes on top.
 #[inline(never)]
 fn top_get_mut_in_place<V>(layer: &mut Layer<V>, key: u64) -> Option<&mut V> {
-    if layer.base.as_ref().is_some_and(Shared::is_unique) {
+    if layer.top_can_fold() {
         return None; // `fold_top` can release shadowed values: the change goes the long way
     }
     match layer.find(key) {
@@ -462,36 +468,42 @@ impl<V: Clone> IdMap<V> {
             value
         };
         layer.len -= 1;
-        if layer.len == 0 && layer.base.is_none() {
-            self.root = None; // holds no value: `top` can only remove what the trie holds
-        }
+        self.drop_empty_layer();
         value
     }
 }
 
 impl<V> IdMap<V> {
+    /// Drops the layer of a map left with no entry and no trie: it holds no value then
+    /// (`top` can only remove what the trie holds), and the empty map has no layer.
+    fn drop_empty_layer(&mut self) {
+        if self.root.as_ref().is_some_and(|root| root.get().len == 0 && root.get().base.is_none()) {
+            self.root = None;
+        }
+    }
+
     /// `true` when [`fold_top`](Self::fold_top) has something to do: this map alone holds
     /// its layer and its trie, and the layer keeps changes on top.
     #[inline]
     #[must_use]
     pub fn can_fold_top(&self) -> bool {
-        self.root.as_ref().is_some_and(|root| {
-            let layer = root.get();
-            layer.top_len != 0 && root.is_unique() && layer.base.as_ref().is_some_and(Shared::is_unique)
-        })
+        self.root.as_ref().is_some_and(|root| root.is_unique() && root.get().top_can_fold())
     }
 }
 
 impl<V: Clone> IdMap<V> {
     /// Moves the changes kept on top into the trie when this map alone holds its layer and
     /// its trie, so that the values they shadowed are released: returns those, for the caller
-    /// to drop. Changes nothing otherwise.
+    /// to drop. Changes nothing otherwise (and allocates nothing).
+    #[inline]
+    pub fn fold_top(&mut self) -> Vec<V> {
+        if self.can_fold_top() { self.fold_top_now() } else { Vec::new() }
+    }
+
+    /// [`fold_top`](Self::fold_top) once [`can_fold_top`](Self::can_fold_top) said yes.
     #[cold]
     #[inline(never)]
-    pub fn fold_top(&mut self) -> Vec<V> {
-        if !self.can_fold_top() {
-            return Vec::new();
-        }
+    fn fold_top_now(&mut self) -> Vec<V> {
         let Some(layer) = self.root.as_mut().map(edit) else { return Vec::new() };
         let mut released = Vec::with_capacity(layer.top_len);
         for i in 0..std::mem::take(&mut layer.top_len) {
@@ -505,9 +517,7 @@ impl<V: Clone> IdMap<V> {
             };
             released.extend(old);
         }
-        if layer.len == 0 && layer.base.is_none() {
-            self.root = None;
-        }
+        self.drop_empty_layer();
         released
     }
 }

@@ -123,8 +123,8 @@ impl<T> Shared<T> {
     /// As for [`from_raw`](Self::from_raw), when `raw` is not null.
     #[inline]
     pub(super) unsafe fn option_from_raw(raw: *const ()) -> Option<Self> {
-        let inner = NonNull::new(raw.cast::<Inner<T>>().cast_mut())?;
-        Some(Self { inner, _owns: PhantomData })
+        // SAFETY: the caller's contract, for a pointer that is not null.
+        (!raw.is_null()).then(|| unsafe { Self::from_raw(raw) })
     }
 
     /// Takes back a handle given up by [`into_raw`](Self::into_raw).
@@ -143,10 +143,7 @@ impl<T> Shared<T> {
 impl<T> Clone for Shared<T> {
     #[inline]
     fn clone(&self) -> Self {
-        // As `Arc`: a relaxed increment, since a new handle is made from an existing one.
-        if self.inner().count.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
-            std::process::abort(); // handles leaked past any sane count
-        }
+        retain(&self.inner().count);
         Self { inner: self.inner, _owns: PhantomData }
     }
 }
@@ -154,16 +151,35 @@ impl<T> Clone for Shared<T> {
 impl<T> Drop for Shared<T> {
     #[inline]
     fn drop(&mut self) {
-        let count = &self.inner().count;
-        // The only handle needs no decrement (see the type's docs); otherwise the handle that
-        // takes the count from 1 to 0 frees the value.
-        if count.load(Ordering::Acquire) != 1 && count.fetch_sub(1, Ordering::Release) != 1 {
+        if !release(&self.inner().count) {
             return;
         }
-        // Pairs with the release decrements of the other handles: their uses happen first.
-        fence(Ordering::Acquire);
         // SAFETY: this was the last handle, so nothing else uses the allocation, which came
         // from `Box::leak` in `new`.
         drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
     }
+}
+
+/// Counts one more handle on `count`, the handle count of a [`Shared`] or a
+/// [`Value`](super::Value): a relaxed increment, as `Arc` does, since a new handle is made
+/// from an existing one.
+#[inline]
+pub(super) fn retain(count: &AtomicUsize) {
+    if count.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+        std::process::abort(); // handles leaked past any sane count
+    }
+}
+
+/// Counts one handle less on `count`; `true` when it was the last, and the caller frees the
+/// allocation. The only handle needs no decrement: the acquire load sees every other handle's
+/// release decrement, and no other can appear, since a clone needs a handle. That saves a
+/// read-modify-write on the common drop of what no snapshot shares.
+#[inline]
+pub(super) fn release(count: &AtomicUsize) -> bool {
+    if count.load(Ordering::Acquire) != 1 && count.fetch_sub(1, Ordering::Release) != 1 {
+        return false;
+    }
+    // Pairs with the release decrements of the other handles: their uses happen first.
+    fence(Ordering::Acquire);
+    true
 }

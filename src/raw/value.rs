@@ -2,7 +2,9 @@
 
 use std::any::{Any, TypeId};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::shared::{release, retain};
 
 /// A context variable's value, type-erased, with the variable's name: what a trie leaf holds.
 ///
@@ -140,10 +142,7 @@ impl Value {
 impl Clone for Value {
     #[inline]
     fn clone(&self) -> Self {
-        // As `Arc`: a relaxed increment, since a new handle is made from an existing one.
-        if self.header().count.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
-            std::process::abort(); // handles leaked past any sane count
-        }
+        retain(&self.header().count);
         Self(self.0)
     }
 }
@@ -154,14 +153,9 @@ impl Drop for Value {
         let header = self.0.as_ptr();
         // SAFETY: this handle keeps the allocation alive until the decrement below.
         let (count, drop_fn) = unsafe { (&(*header).count, (*header).drop) };
-        // The only handle (the acquire load sees every other handle's release decrement): no
-        // other can appear, since a clone needs a handle, so the count needs no update. Saves
-        // a read-modify-write on the common drop of a value no snapshot shares.
-        if count.load(Ordering::Acquire) != 1 && count.fetch_sub(1, Ordering::Release) != 1 {
+        if !release(count) {
             return;
         }
-        // Pairs with the release decrements of the other handles: their uses happen first.
-        fence(Ordering::Acquire);
         // SAFETY: that was the last handle; `drop_fn` was made for this allocation's type.
         unsafe { drop_fn(self.0) }
     }
