@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use contextvars::hamt::IdMap;
+use contextvars::internals::IdMap;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const SIZES: [u64; 5] = [1, 8, 64, 1_000, 10_000];

@@ -47,9 +47,12 @@ use crate::{ContextVar, current};
 /// assert_eq!(ctx.get(&USER).map(String::as_str), Some("carol"));
 /// ```
 pub struct Context {
-    map: IdMap<Value>,
+    pub(crate) map: IdMap<Value>,
     /// Identity for tokens; 0 until the first `set` in this context. Never copied by `clone`.
-    id: u64,
+    pub(crate) id: u64,
+    /// The read cache's hint for this context's content while it is not current (see
+    /// `raw/slot.rs`); 0 when not known.
+    pub(crate) read_hint: u64,
 }
 
 impl Context {
@@ -69,7 +72,7 @@ impl Context {
     /// ```
     #[must_use]
     pub const fn new() -> Self {
-        Self { map: IdMap::new(), id: 0 }
+        Self { map: IdMap::new(), id: 0, read_hint: 0 }
     }
 
     /// A snapshot of the current thread's context. O(1), whatever the number of variables.
@@ -241,7 +244,7 @@ impl Context {
         let mut map = self.map.clone();
         // What this displaces is still held by `self`: dropping it here runs no destructor.
         drop(map.insert(var.id(), Value::new(var.name(), value)));
-        Context { map, id: 0 }
+        Context { map, id: 0, read_hint: 0 }
     }
 
     /// A new context holding the same values as this one, without `var`.
@@ -265,7 +268,7 @@ impl Context {
         if let Some(id) = var.raw_id() {
             drop(map.remove(id)); // still held by `self`, as in `with_value`
         }
-        Context { map, id: 0 }
+        Context { map, id: 0, read_hint: 0 }
     }
 
     /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
@@ -292,19 +295,14 @@ impl Context {
 
     /// A context holding `map`, with no identity yet.
     pub(crate) fn from_map(map: IdMap<Value>) -> Self {
-        Self { map, id: 0 }
-    }
-
-    /// The map and the identity, to be exchanged with the thread's slot together.
-    pub(crate) fn parts_mut(&mut self) -> (&mut IdMap<Value>, &mut u64) {
-        (&mut self.map, &mut self.id)
+        Self { map, id: 0, read_hint: 0 }
     }
 }
 
 impl Clone for Context {
     /// An independent context holding the same values. O(1).
     fn clone(&self) -> Self {
-        Self { map: self.map.clone(), id: 0 }
+        Self { map: self.map.clone(), id: 0, read_hint: self.read_hint }
     }
 }
 

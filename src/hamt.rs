@@ -96,7 +96,11 @@ enum Slot<V> {
 }
 
 impl<V: Clone> Clone for Layer<V> {
+    /// A copy without a stamp; the original loses its stamp too: the nodes and values below
+    /// it now have another holder, which the read cache's writable entries must learn (see
+    /// `raw/cache.rs`).
     fn clone(&self) -> Self {
+        self.stamp.store(0, Ordering::Relaxed);
         Self {
             stamp: AtomicU64::new(0),
             len: self.len,
@@ -171,6 +175,7 @@ impl<V> Layer<V> {
 
     /// Adds an entry to `top`, which has room.
     fn push_top(&mut self, key: u64, value: Option<V>) -> &mut Option<V> {
+        crate::stats::count(crate::stats::Event::WroteOnTop);
         let i = self.top_len;
         self.top[i] = (key, value);
         self.top_len += 1;
@@ -292,12 +297,14 @@ impl<V> IdMap<V> {
         Iter { top: layer.top(), next_top: 0, stack, remaining: layer.len }
     }
 
-    /// The map whose layer is `root`.
-    pub(crate) fn from_root(root: Option<Shared<Layer<V>>>) -> Self {
-        Self { root }
+    /// The map's layer; `None` for the empty map.
+    #[inline]
+    pub(crate) fn root(&self) -> Option<&Shared<Layer<V>>> {
+        self.root.as_ref()
     }
 
-    /// The map's layer, to be exchanged with the thread's slot.
+    /// The map's layer, mutably.
+    #[inline]
     pub(crate) fn root_mut(&mut self) -> &mut Option<Shared<Layer<V>>> {
         &mut self.root
     }
@@ -312,15 +319,15 @@ fn edit<V: Clone>(root: &mut Shared<Layer<V>>) -> &mut Layer<V> {
     layer
 }
 
-/// The stamp naming the content of the map whose layer is `root`; 0 for none yet.
+/// The stamp of the map whose layer is `root` (see `raw/cache.rs`); 0 for none.
 #[inline]
 pub(crate) fn stamp_of<V>(root: &Shared<Layer<V>>) -> u64 {
     root.get().stamp.load(Ordering::Relaxed)
 }
 
-/// The stamp naming the content of the map whose layer is `root`, drawn now if it has none.
-/// The layer may be shared: its content does not change while it is, so whichever thread
-/// names it names the same content.
+/// The stamp of the map whose layer is `root`, drawn now if it has none. The layer may be
+/// shared: its content does not change while it is, so whichever thread stamps it names the
+/// same content.
 pub(crate) fn name_content<V>(root: &Shared<Layer<V>>) -> u64 {
     let stamp = &root.get().stamp;
     match stamp.load(Ordering::Relaxed) {
@@ -338,6 +345,33 @@ pub(crate) fn name_content<V>(root: &Shared<Layer<V>>) -> u64 {
 #[inline]
 pub(crate) fn get_in<V>(root: &Shared<Layer<V>>, key: u64) -> Option<&V> {
     root.get().get(key)
+}
+
+/// The value under `key` in the map whose layer is `root`, and whether it is held there
+/// alone: `true` when it sits in the layer's `top`, or in the trie on a path of nodes that
+/// each have one holder. What the read cache records (`raw/cache.rs`).
+pub(crate) fn find<V>(root: &Shared<Layer<V>>, key: u64) -> Option<(&V, bool)> {
+    let layer = root.get();
+    if let Some(i) = layer.find(key) {
+        return layer.top[i].1.as_ref().map(|value| (value, true));
+    }
+    let mut node = layer.base.as_ref()?;
+    let mut alone = node.is_unique();
+    let mut shift = 0;
+    loop {
+        let position = node.get().index[chunk(key, shift)];
+        if position == 0 {
+            return None;
+        }
+        match &node.get().slots[usize::from(position) - 1] {
+            Slot::Leaf(k, v) => return (*k == key).then_some((v, alone)),
+            Slot::Branch(child) => {
+                alone &= child.is_unique();
+                node = child;
+            }
+        }
+        shift += BITS;
+    }
 }
 
 /// The value under `key` in the trie below `node`.
@@ -518,6 +552,9 @@ impl<V: Clone> IdMap<V> {
             released.extend(old);
         }
         self.drop_empty_layer();
+        if !released.is_empty() {
+            crate::stats::count(crate::stats::Event::FoldedTop);
+        }
         released
     }
 }

@@ -41,8 +41,8 @@ mod current;
 mod error;
 mod ext;
 mod future;
-#[doc(hidden)]
-pub mod hamt;
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub, reason = "public to `internals` only"))]
+mod hamt;
 mod ids;
 #[cfg(all(feature = "tokio", debug_assertions))]
 mod leak;
@@ -51,6 +51,7 @@ mod raw;
 #[cfg(feature = "rayon")]
 pub mod rayon;
 mod spawn;
+mod stats;
 pub mod thread;
 mod token;
 #[cfg(feature = "tokio")]
@@ -61,6 +62,20 @@ pub mod tower;
 pub mod trace;
 mod var;
 mod wrap;
+
+/// The engine's internals, for the crate's own tests, benchmarks and fuzz targets: not part of
+/// the API, and changed in any release. Built only with the `internals` feature.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::hamt::{IdMap, Iter};
+
+    /// How often each of the engine's rare states was reached so far, by name.
+    #[must_use]
+    pub fn counters() -> Vec<(&'static str, u64)> {
+        crate::stats::counters()
+    }
+}
 
 pub use context::{Context, Iter, copy_context};
 pub use error::{ResetError, TryResetError};

@@ -1,6 +1,7 @@
 //! [`ContextVar`]: a key into the current context.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::TryResetError;
@@ -32,20 +33,38 @@ static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
 /// assert_eq!(REQUEST_ID.get(), None);
 /// ```
 ///
+/// Variables can also be made at run time, as fields of an object or in a `Vec`: each is a
+/// variable of its own, and its values go when the contexts holding them do.
+///
 /// A `const` instead of a `static` is a mistake: every use of a `const` makes a new variable,
 /// so a value set through it can never be read back. Debug builds panic when such a variable
-/// is dropped after a `set` (clippy's `declare_interior_mutable_const` lint flags the `const`
-/// itself).
+/// is dropped while its value is still set in the current context (clippy's
+/// `declare_interior_mutable_const` lint flags the `const` itself).
+///
+/// `ContextVar<T>` is invariant in `T`: a variable is read at the one type it was declared
+/// with, so `&ContextVar<for<'a> fn(&'a str)>` is not a `&ContextVar<fn(&'static str)>`.
+/// Reads rely on it: a cached read does no type check (see BENCHMARKS.md, "Sound engine").
+///
+/// ```compile_fail
+/// use contextvars::ContextVar;
+///
+/// static SUB: ContextVar<for<'a> fn(&'a str)> = ContextVar::new("sub");
+/// let sup: &'static ContextVar<fn(&'static str)> = &SUB; // error: one variable, two types
+/// ```
 ///
 /// # Panics
 ///
-/// In debug builds, dropping a variable after a `set` on it: its values can never be read
-/// again. A `static` is never dropped.
+/// In debug builds, dropping a variable while its value is still set in the current context:
+/// nothing can read that value again. A variable set and then reset, or set inside a
+/// [`Context::run`](crate::Context::run) that has returned, drops quietly; a `static` is
+/// never dropped.
 pub struct ContextVar<T> {
     name: &'static str,
     default: Option<T>,
     /// Drawn from `NEXT_VAR_ID` on the first `set`; 0 until then.
     id: AtomicU64,
+    /// Invariant in `T`: one variable id, one type (see the type's docs).
+    _one_type: PhantomData<fn(T) -> T>,
 }
 
 impl<T: Send + Sync + 'static> ContextVar<T> {
@@ -61,7 +80,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
-        Self { name, default: None, id: AtomicU64::new(0) }
+        Self { name, default: None, id: AtomicU64::new(0), _one_type: PhantomData }
     }
 
     /// A variable that reads as `default` wherever it is not set.
@@ -77,7 +96,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub const fn with_default(name: &'static str, default: T) -> Self {
-        Self { name, default: Some(default), id: AtomicU64::new(0) }
+        Self { name, default: Some(default), id: AtomicU64::new(0), _one_type: PhantomData }
     }
 
     /// The name given at construction, for diagnostics.
@@ -126,14 +145,13 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     where
         T: Clone,
     {
-        // Nested rather than a let chain: let chains need Rust 1.88, the MSRV is 1.85.
-        if let Some(id) = self.raw_id() {
-            self.check_read(id);
-            if let Some(value) = current::lend(id, |value: Option<&T>| value.cloned()) {
-                return Some(value);
-            }
-        }
-        self.default.clone()
+        // Id 0 (never set anywhere) is under no entry of any context: no branch needed for it.
+        let id = self.id.load(Ordering::Relaxed);
+        self.check_read(id);
+        current::lend(id, |value: Option<&T>| match value {
+            Some(value) => Some(value.clone()),
+            None => self.default.clone(),
+        })
     }
 
     /// The value in the current context, else `fallback`; the default is not consulted
@@ -269,7 +287,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         let (var_id, name) = (self.id(), self.name);
         let context_id = current::identity();
         let old = match current::replace_in_place(var_id, value) {
-            Ok(old) => Old::Owned(old),
+            Ok((old, _)) => Old::Owned(old),
             Err(value) => set_by_change(var_id, name, value),
         };
         Token { var_id, var_name: name, context_id, old }
@@ -380,25 +398,35 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             var_id: u64,
             var_name: &'static str,
             old: Option<Old<T>>,
+            /// Where the value went in place, to put the old one back the same way.
+            ticket: Option<current::Ticket<T>>,
         }
         impl<T: Send + Sync + 'static> Drop for Restore<T> {
             #[inline]
             fn drop(&mut self) {
-                if let Some(old) = self.old.take() {
-                    // No token to check: `f` cannot leave another context current (every
-                    // enter restores on exit, also on unwind), so this is the context `set`
-                    // changed.
-                    restore_now(self.var_id, self.var_name, old);
-                }
+                // No token to check: `f` cannot leave another context current (every enter
+                // restores on exit, also on unwind), so this is the context `set` changed.
+                let left = match (self.old.take(), self.ticket.take()) {
+                    (Some(Old::Owned(value)), Some(ticket)) => match current::put_back(ticket, value) {
+                        Ok(displaced) => {
+                            drop(displaced);
+                            return;
+                        }
+                        Err(value) => Old::Owned(value),
+                    },
+                    (Some(old), _) => old,
+                    (None, _) => return,
+                };
+                restore_now(self.var_id, self.var_name, left);
             }
         }
 
         let (var_id, var_name) = (self.id(), self.name);
-        let old = match current::replace_in_place(var_id, value) {
-            Ok(old) => Old::Owned(old),
-            Err(value) => set_by_change(var_id, var_name, value),
+        let (old, ticket) = match current::replace_in_place(var_id, value) {
+            Ok((old, ticket)) => (Old::Owned(old), ticket),
+            Err(value) => (set_by_change(var_id, var_name, value), None),
         };
-        let _restore = Restore { var_id, var_name, old: Some(old) };
+        let _restore = Restore { var_id, var_name, old: Some(old), ticket };
         f()
     }
 
@@ -481,7 +509,7 @@ fn restore_now<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, ol
     // What it displaces is dropped only now that the context is back in place.
     let left = match old {
         Old::Owned(value) => match current::replace_in_place(var_id, value) {
-            Ok(displaced) => {
+            Ok((displaced, _)) => {
                 drop(displaced);
                 None
             }
@@ -535,18 +563,19 @@ fn restore<T: Send + Sync + 'static>(
 }
 
 impl<T> Drop for ContextVar<T> {
-    /// In debug builds, panics when a variable that was set is dropped: its values can never
-    /// be read again. That is what a `const` `ContextVar` does at every use.
+    /// In debug builds, panics when the variable's value is still set in the current context:
+    /// nothing can read it again. That is what a `const` `ContextVar` does at every use.
     fn drop(&mut self) {
-        if cfg!(debug_assertions) && *self.id.get_mut() != 0 && !std::thread::panicking() {
-            dropped_after_set(self.name);
+        let id = *self.id.get_mut();
+        if cfg!(debug_assertions) && id != 0 && !std::thread::panicking() && current::holds(id) {
+            dropped_while_set(self.name);
         }
     }
 }
 
 #[cold]
 #[inline(never)]
-fn dropped_after_set(name: &str) -> ! {
+fn dropped_while_set(name: &str) -> ! {
     panic!(
         "contextvars: the ContextVar `{name}` was dropped after a `set`, so the values it set can \
          never be read again; a `const` ContextVar is a new variable at every use: declare it \

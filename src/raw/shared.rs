@@ -93,50 +93,13 @@ impl<T> Shared<T> {
     where
         T: Clone,
     {
+        crate::stats::count(crate::stats::Event::CopiedNode);
         *self = Self::new(self.get().clone());
     }
 
     #[inline]
     pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
         self.inner == other.inner
-    }
-
-    /// Gives up the handle for a pointer that [`from_raw`](Self::from_raw) takes back.
-    #[inline]
-    pub(crate) fn into_raw(self) -> *const () {
-        let raw = self.inner.as_ptr().cast_const().cast();
-        std::mem::forget(self);
-        raw
-    }
-
-    /// [`into_raw`](Self::into_raw) for an optional handle: null for `None`. Compiles to a
-    /// plain move (`None` is the null pointer already).
-    #[inline]
-    pub(crate) fn option_into_raw(handle: Option<Self>) -> *const () {
-        handle.map_or(std::ptr::null(), Self::into_raw)
-    }
-
-    /// Takes back an optional handle given up by [`option_into_raw`](Self::option_into_raw).
-    ///
-    /// # Safety
-    ///
-    /// As for [`from_raw`](Self::from_raw), when `raw` is not null.
-    #[inline]
-    pub(super) unsafe fn option_from_raw(raw: *const ()) -> Option<Self> {
-        // SAFETY: the caller's contract, for a pointer that is not null.
-        (!raw.is_null()).then(|| unsafe { Self::from_raw(raw) })
-    }
-
-    /// Takes back a handle given up by [`into_raw`](Self::into_raw).
-    ///
-    /// # Safety
-    ///
-    /// `raw` comes from `into_raw` on a `Shared<T>` of the same `T`, and is taken back once.
-    #[inline]
-    pub(super) unsafe fn from_raw(raw: *const ()) -> Self {
-        // SAFETY: the caller hands over a non-null pointer from `into_raw` of this type, once.
-        let inner = unsafe { NonNull::new_unchecked(raw.cast::<Inner<T>>().cast_mut()) };
-        Self { inner, _owns: PhantomData }
     }
 }
 

@@ -115,6 +115,18 @@ impl Value {
         Some(unsafe { &mut (*self.0.cast::<Stored<T>>().as_ptr()).value })
     }
 
+    /// `true` when this is the only handle to the value.
+    #[inline]
+    pub(crate) fn is_unique(&self) -> bool {
+        self.header().count.load(Ordering::Acquire) == 1
+    }
+
+    /// The allocation, for the read cache to find again without a handle.
+    #[inline]
+    pub(super) fn as_ptr(&self) -> NonNull<Header> {
+        self.0
+    }
+
     /// The value behind `header`, which is a `T`: no type check, for the read cache, which
     /// only records values it has checked.
     ///
@@ -128,6 +140,22 @@ impl Value {
         debug_assert!(unsafe { (*header).type_id } == TypeId::of::<T>(), "a cached value of another type");
         // SAFETY: a `Stored<T>` (the caller's contract), alive and unwritten for `'a`.
         unsafe { &(*header.cast::<Stored<T>>()).value }
+    }
+
+    /// The value behind `header`, which is a `T`, mutably: for an in-place write through the
+    /// read cache.
+    ///
+    /// # Safety
+    ///
+    /// `header` is the pointer of a live `Value` made by `Value::new::<T>`, with one handle,
+    /// and nothing else reads or writes the value for `'a`.
+    #[inline]
+    pub(super) unsafe fn get_raw_mut<'a, T: 'static>(header: *const Header) -> &'a mut T {
+        // SAFETY: the caller's contract: a live allocation from `Value::new`.
+        debug_assert!(unsafe { (*header).type_id } == TypeId::of::<T>(), "a cached value of another type");
+        // SAFETY: a `Stored<T>` (the caller's contract), alive, and reached by nothing else for
+        // `'a`. The pointer came from `Box::leak` and carries write permission.
+        unsafe { &mut (*header.cast::<Stored<T>>().cast_mut()).value }
     }
 
     /// The value as `dyn Any`, for iteration.

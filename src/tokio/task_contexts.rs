@@ -4,7 +4,7 @@
 //! Where a task's context lives between its polls: in one of [`SHARDS`] maps keyed by the
 //! task's `Id`, each behind its own lock, so polls of different tasks rarely touch the same
 //! lock and no lock is global. A poll takes the context out of its slot (leaving
-//! [`Slot::Polling`]), enters it on the polling thread with [`current::enter_detached`], and
+//! [`Slot::Polling`]), enters it on the polling thread with [`current::exchange_detached`], and
 //! the after-poll hook leaves it and puts it back.
 //!
 //! Two orderings of tokio's hooks shape the code:
@@ -239,7 +239,7 @@ pub fn on_before_task_poll(meta: &TaskMeta<'_>) {
             leave_abandoned_polls();
         }
         let mut context = take_for_poll(task);
-        current::enter_detached(&mut context);
+        current::exchange_detached(&mut context);
         entered.borrow_mut().push(Entered { task, saved: context });
     });
 }
@@ -257,7 +257,7 @@ pub fn on_after_task_poll(meta: &TaskMeta<'_>) {
     });
     match innermost {
         Some(Entered { task, mut saved }) => {
-            current::leave_detached(&mut saved);
+            current::exchange_detached(&mut saved);
             park(task, saved);
         }
         None => leave_through(task),
@@ -276,7 +276,7 @@ fn leave_through(task: Id) {
     while let Some(Entered { task, mut saved }) =
         ENTERED.with_borrow_mut(|entered| (entered.len() > position).then(|| entered.pop()).flatten())
     {
-        current::leave_detached(&mut saved);
+        current::exchange_detached(&mut saved);
         park(task, saved);
     }
 }
@@ -340,7 +340,7 @@ fn leave_abandoned_polls() {
         return;
     }
     while let Some(Entered { task, mut saved }) = ENTERED.with_borrow_mut(Vec::pop) {
-        current::leave_detached(&mut saved);
+        current::exchange_detached(&mut saved);
         park(task, saved);
     }
 }

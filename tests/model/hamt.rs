@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
-use contextvars::hamt::IdMap;
+use contextvars::internals::IdMap;
 
 /// Most maps alive at once.
 const MAX_MAPS: usize = 8;

@@ -1,0 +1,447 @@
+//! The core's targets as ratios to its peers, measured side by side in one process.
+//!
+//! Build profile: `ratios` (Cargo.toml: the bench profile with `codegen-units = 1`, as
+//! performance-minded users build; tokio's task-locals inline fully there), with
+//! `--features tokio`. `scripts/bench.sh ratios` runs it:
+//!
+//! ```sh
+//! cargo bench --profile ratios --features tokio --bench ratios
+//! ```
+//!
+//! Every row runs in every round, in the same order, in this one process; a sample times
+//! [`OPS`] operations per iteration, for about [`SAMPLE`], and a row's figure in a round is
+//! the median of [`SAMPLES`] samples. A target's ratio is taken within each round (ours over
+//! the peer's figure of the same round), and the verdict reads the median over the rounds
+//! (`RATIO_ROUNDS`, default 5). The load of a busy machine drifts over seconds; ratios of one
+//! round share it.
+//!
+//! `RATIO_ONLY=get,scope` runs only the rows whose names start with one of the prefixes.
+
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_truncation,
+    reason = "timings and counts far below 2^52"
+)]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{Pin, pin};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use contextvars::{Context, ContextVar, FutureExt as _};
+
+/// Operations per timed iteration: enough that the loop and the clock are noise.
+const OPS: u64 = 16;
+/// The length a sample aims at.
+const SAMPLE: Duration = Duration::from_millis(2);
+/// Samples per row and round.
+const SAMPLES: usize = 21;
+
+static VALUE: ContextVar<u64> = ContextVar::new("value");
+static FILLER: [ContextVar<u64>; 3] = [const { ContextVar::new("filler") }; 3];
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
+static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
+
+thread_local! {
+    static PLAIN: Cell<u64> = const { Cell::new(0) };
+}
+
+tokio::task_local! {
+    static TASK_VALUE: u64;
+    static TASK_REQUEST_ID: u64;
+    static TASK_USER_ID: u64;
+    static TASK_DEADLINE: u64;
+}
+
+#[derive(Clone, Copy)]
+struct OtelValue(u64);
+#[derive(Clone, Copy)]
+struct OtelRequestId(u64);
+#[derive(Clone, Copy)]
+struct OtelUserId(u64);
+#[derive(Clone, Copy)]
+struct OtelDeadline(u64);
+
+/// A context of 4 variables, `VALUE` among them: where the micro benchmarks run.
+fn filled() -> Context {
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        for var in &FILLER {
+            var.set(0);
+        }
+        VALUE.set(1);
+    });
+    ctx
+}
+
+fn otel_current(value: u64) -> opentelemetry::ContextGuard {
+    opentelemetry::Context::current_with_value(OtelValue(value)).attach()
+}
+
+/// Keeps `value` from being optimized away.
+#[inline]
+fn sink<T>(value: T) {
+    drop(black_box(value));
+}
+
+/// Runs `op` `iters * OPS` times and returns how long that took.
+#[inline]
+fn time(iters: u64, mut op: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        for _ in 0..OPS {
+            op();
+        }
+    }
+    start.elapsed()
+}
+
+#[inline(never)]
+fn contextvars_scope(value: u64) -> u64 {
+    VALUE.scope(value, || VALUE.get().unwrap_or(0))
+}
+
+#[inline(never)]
+fn tokio_scope(value: u64) -> u64 {
+    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
+}
+
+#[inline(never)]
+fn thread_local_scope(value: u64) -> u64 {
+    let old = PLAIN.replace(value);
+    let read = PLAIN.get();
+    PLAIN.set(old);
+    read
+}
+
+/// Polls per future in the poll rows: `Pending` `POLLS - 1` times, then `Ready`.
+const POLLS: u32 = 100;
+
+/// `Pending` until polled `POLLS` times; never wakes anyone (polled by hand).
+struct Countdown {
+    left: u32,
+}
+
+impl Future for Countdown {
+    type Output = u32;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u32> {
+        let left = black_box(self.left);
+        if left == 0 {
+            Poll::Ready(left)
+        } else {
+            self.left = left - 1;
+            Poll::Pending
+        }
+    }
+}
+
+fn countdown() -> Countdown {
+    Countdown { left: POLLS - 1 }
+}
+
+/// Builds `iters * OPS / POLLS` futures (at least one), then times polling each to its end;
+/// returns the time per poll times `OPS`, so that the row reads as ns per poll.
+///
+/// The futures are polled as executors poll tasks: type-erased, through
+/// `Pin<Box<dyn Future>>`, one call per poll. Polled as a concrete type, the compiler would
+/// fuse the loop's polls of one future into one body, which no executor does.
+fn time_polls<F: Future<Output = u32> + 'static>(iters: u64, mut make: impl FnMut() -> F) -> Duration {
+    let count = (iters * OPS).div_ceil(u64::from(POLLS)).max(1);
+    let mut futures: Vec<Pin<Box<dyn Future<Output = u32>>>> =
+        (0..count).map(|_| Box::pin(make()) as _).collect();
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let start = Instant::now();
+    for fut in &mut futures {
+        while fut.as_mut().poll(&mut cx).is_pending() {}
+    }
+    let elapsed = start.elapsed();
+    drop(futures);
+    // Scaled to `iters * OPS` polls, what the caller divides by.
+    elapsed.mul_f64((iters * OPS) as f64 / (count * u64::from(POLLS)) as f64)
+}
+
+/// `Pending` once, then `Ready`: one suspension point of a request handler.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+const REQUEST_YIELDS: u64 = 10;
+
+/// 3 sets, 10 rounds of (2 gets, one suspension), the resets: in its own context.
+async fn contextvars_request() -> u64 {
+    let request = REQUEST_ID.set(black_box(1));
+    let user = USER_ID.set(black_box(2));
+    let deadline = DEADLINE.set(black_box(3));
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += REQUEST_ID.get().unwrap_or(0);
+        let other = if round % 2 == 0 { &USER_ID } else { &DEADLINE };
+        sum += other.get().unwrap_or(0);
+        YieldOnce(false).await;
+    }
+    let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
+    assert!(reset.is_ok());
+    sum
+}
+
+/// The same reads with tokio: the values were put in place by three nested `scope`s.
+async fn tokio_request() -> u64 {
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += TASK_REQUEST_ID.with(|v| *v);
+        sum += if round % 2 == 0 { TASK_USER_ID.with(|v| *v) } else { TASK_DEADLINE.with(|v| *v) };
+        YieldOnce(false).await;
+    }
+    sum
+}
+
+/// The same reads with opentelemetry: the values are in the context the future runs in.
+async fn otel_request() -> u64 {
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += opentelemetry::Context::map_current(|cx| cx.get::<OtelRequestId>().map_or(0, |v| v.0));
+        sum += opentelemetry::Context::map_current(|cx| {
+            if round % 2 == 0 {
+                cx.get::<OtelUserId>().map_or(0, |v| v.0)
+            } else {
+                cx.get::<OtelDeadline>().map_or(0, |v| v.0)
+            }
+        });
+        YieldOnce(false).await;
+    }
+    sum
+}
+
+/// Polls a request to its end on the stack, type-erased as an executor polls a task (see
+/// [`time_polls`]); building and dropping it are timed too.
+fn run_request<F: Future<Output = u64>>(fut: F) -> u64 {
+    let mut fut = pin!(fut);
+    let mut fut: Pin<&mut dyn Future<Output = u64>> = fut.as_mut();
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(sum) = fut.as_mut().poll(&mut cx) {
+            return sum;
+        }
+    }
+}
+
+/// The spawn (a snapshot of a context of 4 variables), then the request in it.
+fn contextvars_spawn_request() -> u64 {
+    run_request(contextvars_request().with_context(contextvars::copy_context()))
+}
+
+fn tokio_spawn_request() -> u64 {
+    run_request(TASK_REQUEST_ID.scope(
+        black_box(1),
+        TASK_USER_ID.scope(black_box(2), TASK_DEADLINE.scope(black_box(3), tokio_request())),
+    ))
+}
+
+fn otel_spawn_request() -> u64 {
+    let cx = opentelemetry::Context::current()
+        .with_value(OtelRequestId(black_box(1)))
+        .with_value(OtelUserId(black_box(2)))
+        .with_value(OtelDeadline(black_box(3)));
+    run_request(opentelemetry::context::FutureExt::with_context(otel_request(), cx))
+}
+
+/// One benchmark: `run(iters)` does `iters * OPS` operations and says how long they took.
+struct Row {
+    name: &'static str,
+    run: Box<dyn FnMut(u64) -> Duration>,
+}
+
+fn row(name: &'static str, run: impl FnMut(u64) -> Duration + 'static) -> Row {
+    Row { name, run: Box::new(run) }
+}
+
+fn rows() -> Vec<Row> {
+    // Each round reads REQUEST_ID (1), then USER_ID (2) or DEADLINE (3) in turn.
+    let sum = REQUEST_YIELDS + REQUEST_YIELDS / 2 * 2 + REQUEST_YIELDS / 2 * 3;
+    assert_eq!(filled().run(contextvars_spawn_request), sum);
+    assert_eq!(tokio_spawn_request(), sum);
+    vec![
+        row("get/contextvars", |iters| filled().run(|| time(iters, || sink(VALUE.get().unwrap_or(0))))),
+        row("get/tokio", |iters| TASK_VALUE.sync_scope(1, || time(iters, || sink(TASK_VALUE.with(|v| *v))))),
+        row("get/otel", |iters| {
+            let _guard = otel_current(1);
+            time(iters, || {
+                sink(opentelemetry::Context::map_current(|cx| cx.get::<OtelValue>().map_or(0, |v| v.0)));
+            })
+        }),
+        row("get/thread_local", |iters| {
+            PLAIN.set(1);
+            time(iters, || sink(PLAIN.get()))
+        }),
+        row("scope/contextvars", |iters| {
+            filled().run(|| time(iters, || sink(contextvars_scope(black_box(2)))))
+        }),
+        row("scope/tokio", |iters| time(iters, || sink(tokio_scope(black_box(2))))),
+        row("scope/thread_local", |iters| time(iters, || sink(thread_local_scope(black_box(2))))),
+        row("set_reset/contextvars", |iters| {
+            filled().run(|| time(iters, || sink(VALUE.reset(VALUE.set(black_box(2))))))
+        }),
+        row("set_reset/otel", |iters| {
+            let _guard = otel_current(1);
+            time(iters, || drop(otel_current(black_box(2))))
+        }),
+        row("poll/bare", |iters| time_polls(iters, countdown)),
+        row("poll/contextvars", |iters| {
+            let ctx = filled();
+            time_polls(iters, || countdown().with_context(ctx.clone()))
+        }),
+        row("poll/tokio-1", |iters| time_polls(iters, || TASK_VALUE.scope(1, countdown()))),
+        row("poll/tokio-3", |iters| {
+            time_polls(iters, || {
+                TASK_REQUEST_ID.scope(1, TASK_USER_ID.scope(2, TASK_DEADLINE.scope(3, countdown())))
+            })
+        }),
+        row("request/contextvars", |iters| {
+            filled().run(|| time(iters, || sink(contextvars_spawn_request())))
+        }),
+        row("request/tokio", |iters| time(iters, || sink(tokio_spawn_request()))),
+        row("request/otel", |iters| {
+            let _guard = otel_current(1);
+            time(iters, || sink(otel_spawn_request()))
+        }),
+    ]
+}
+
+/// A target: `ours / peer` (both ns per operation of one round) at most `limit`. A row named
+/// with a `-` prefix is a poll row: its overhead over `poll/bare` is compared.
+struct Target {
+    what: &'static str,
+    ours: &'static str,
+    peer: &'static str,
+    limit: f64,
+}
+
+const TARGETS: &[Target] = &[
+    Target { what: "get vs tokio `with`", ours: "get/contextvars", peer: "get/tokio", limit: 2.5 },
+    Target {
+        what: "scope vs tokio `sync_scope`",
+        ours: "scope/contextvars",
+        peer: "scope/tokio",
+        limit: 4.0,
+    },
+    Target {
+        what: "set+reset vs opentelemetry attach+drop",
+        ours: "set_reset/contextvars",
+        peer: "set_reset/otel",
+        limit: 0.1,
+    },
+    Target {
+        what: "poll overhead vs tokio, one variable",
+        ours: "-poll/contextvars",
+        peer: "-poll/tokio-1",
+        limit: 0.35,
+    },
+    Target {
+        what: "poll overhead vs tokio, three nested",
+        ours: "-poll/contextvars",
+        peer: "-poll/tokio-3",
+        limit: 0.15,
+    },
+    Target {
+        what: "request-shaped vs tokio",
+        ours: "request/contextvars",
+        peer: "request/tokio",
+        limit: 1.5,
+    },
+];
+
+/// How many iterations make a sample of about [`SAMPLE`].
+fn calibrate(run: &mut dyn FnMut(u64) -> Duration) -> u64 {
+    let mut iters = 1;
+    loop {
+        let elapsed = run(iters);
+        if elapsed >= SAMPLE / 4 || iters >= 1 << 30 {
+            let scale = SAMPLE.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+            return ((iters as f64 * scale) as u64).max(1);
+        }
+        iters *= 4;
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { f64::midpoint(values[mid - 1], values[mid]) }
+}
+
+/// Nanoseconds per operation of `row`, median of [`SAMPLES`] samples.
+fn measure(row: &mut Row, iters: u64) -> f64 {
+    let mut samples: Vec<f64> =
+        (0..SAMPLES).map(|_| (row.run)(iters).as_secs_f64() * 1e9 / (iters * OPS) as f64).collect();
+    median(&mut samples)
+}
+
+/// A row's figure in one round, or its per-poll overhead for a `-` name.
+fn figure(round: &[(&'static str, f64)], name: &str) -> Option<f64> {
+    let value = |name: &str| round.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    match name.strip_prefix('-') {
+        Some(poll) => Some(value(poll)? - value("poll/bare")?),
+        None => value(name),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is read from the command line.
+    let rounds: usize = std::env::var("RATIO_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let only: Vec<String> = std::env::var("RATIO_ONLY")
+        .map(|only| only.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut rows: Vec<Row> = rows()
+        .into_iter()
+        .filter(|row| only.is_empty() || only.iter().any(|prefix| row.name.starts_with(prefix.as_str())))
+        .collect();
+    let iters: Vec<u64> = rows.iter_mut().map(|row| calibrate(&mut row.run)).collect();
+    let mut per_round: Vec<Vec<(&'static str, f64)>> = Vec::new();
+    for round in 1..=rounds {
+        let figures: Vec<_> =
+            rows.iter_mut().zip(&iters).map(|(row, &n)| (row.name, measure(row, n))).collect();
+        eprintln!("round {round}/{rounds} done");
+        per_round.push(figures);
+    }
+    println!("| row | ns per operation, median of {rounds} rounds (min–max) |");
+    println!("|---|---:|");
+    for row in &rows {
+        let mut values: Vec<f64> = per_round.iter().filter_map(|r| figure(r, row.name)).collect();
+        let (low, high) =
+            (values.iter().copied().fold(f64::MAX, f64::min), values.iter().copied().fold(0.0, f64::max));
+        println!("| {} | {:.2} ({:.2}–{:.2}) |", row.name, median(&mut values), low, high);
+    }
+    println!();
+    println!("| target | ratio, median of {rounds} rounds (min–max) | limit | verdict |");
+    println!("|---|---:|---:|---|");
+    for target in TARGETS {
+        let mut ratios: Vec<f64> = per_round
+            .iter()
+            .filter_map(|round| Some(figure(round, target.ours)? / figure(round, target.peer)?))
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let (low, high) =
+            (ratios.iter().copied().fold(f64::MAX, f64::min), ratios.iter().copied().fold(0.0, f64::max));
+        let ratio = median(&mut ratios);
+        let verdict = if ratio <= target.limit { "PASS" } else { "FAIL" };
+        println!("| {} | {ratio:.3}x ({low:.3}–{high:.3}) | ≤ {}x | {verdict} |", target.what, target.limit);
+    }
+}
