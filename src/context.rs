@@ -49,6 +49,8 @@ use crate::{ContextVar, current};
 pub struct Context {
     pub(crate) map: IdMap<Value>,
     /// Identity for tokens; 0 until the first `set` in this context. Never copied by `clone`.
+    /// [`Context::OWN`] marks the thread's own context: it travels with its contents when
+    /// they are exchanged with another context's (tokio's task hooks do so).
     pub(crate) id: u64,
     /// The read cache's hint for this context's content while it is not current (see
     /// `raw/slot.rs`); 0 when not known.
@@ -291,6 +293,15 @@ impl Context {
     pub fn wrap<R>(self, f: impl FnOnce() -> R) -> impl FnOnce() -> R {
         let mut ctx = self;
         move || ctx.run(f)
+    }
+
+    /// The bit of [`id`](Self::id) that marks the thread's own context; never drawn by
+    /// `ids::unique`.
+    pub(crate) const OWN: u64 = 1 << 63;
+
+    /// The thread's own context, empty.
+    pub(crate) const fn own() -> Self {
+        Self { map: IdMap::new(), id: Self::OWN, read_hint: 0 }
     }
 
     /// A context holding `map`, with no identity yet.

@@ -62,8 +62,8 @@ pub(crate) fn snapshot() -> Context {
 #[inline]
 pub(crate) fn identity() -> u64 {
     raw::with_current(|ctx| {
-        if ctx.id == 0 {
-            ctx.id = crate::ids::unique();
+        if ctx.id & !Context::OWN == 0 {
+            ctx.id |= crate::ids::unique();
         }
         ctx.id
     })
@@ -74,7 +74,8 @@ pub(crate) fn holds(id: u64) -> bool {
     raw::with_current(|ctx| ctx.map.contains_key(id))
 }
 
-/// The current context's identity; 0 (which no token holds) before the first token.
+/// The current context's identity; 0 or [`Context::OWN`] (which no token holds) before the
+/// first token.
 #[inline]
 pub(crate) fn raw_identity() -> u64 {
     raw::with_current(|ctx| ctx.id)
@@ -150,10 +151,7 @@ fn guard_own_context() {
         return; // an entered context goes back to its owner
     }
     // A new identity for what follows, so tokens made for the dropped values fail to reset.
-    let orphan = raw::change_current(|own| {
-        own.id = 0;
-        std::mem::take(own)
-    });
+    let orphan = raw::change_current(|own| std::mem::replace(own, Context::own()));
     drop(orphan);
 }
 
@@ -162,17 +160,22 @@ struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        FLAGS.set((FLAGS.get() | GONE) & !GUARDED);
         // Thread-local destructors run after the thread's code, outside any entered context,
-        // so the current context is the thread's own. A value's destructor may set variables
-        // again; those sets keep nothing from now on.
+        // so the current context is the thread's own.
         debug_assert!(!in_entered_context(), "the exit guard runs inside an entered context");
+        // Its values' destructors run first in a thread that works as usual: what they set
+        // lands in a fresh context of the thread's own, and their resets succeed.
+        drop(raw::change_current(|own| std::mem::replace(own, Context::own())));
+        // From now on a set at the thread's own level keeps nothing, so this ends.
+        FLAGS.set((FLAGS.get() | GONE) & !GUARDED);
         loop {
-            let own = raw::change_current(std::mem::take);
-            if own.is_empty() {
+            let own = raw::change_current(|own| std::mem::replace(own, Context::own()));
+            // An empty map may still hold values that changes over a shared trie shadowed.
+            let holds_values = own.map.root().is_some();
+            drop(own);
+            if !holds_values {
                 break;
             }
-            drop(own);
         }
     }
 }

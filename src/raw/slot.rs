@@ -49,7 +49,7 @@ thread_local! {
     /// The thread's own context: current when nothing is entered. `ManuallyDrop`, so the
     /// thread-local has no destructor; `current::ExitGuard` drops its values at thread exit.
     static OWN: UnsafeCell<ManuallyDrop<Context>> =
-        const { UnsafeCell::new(ManuallyDrop::new(Context::new())) };
+        const { UnsafeCell::new(ManuallyDrop::new(Context::own())) };
     pub(super) static THREAD: Thread = const {
         Thread {
             entered: Cell::new(ptr::null_mut()),
@@ -136,10 +136,11 @@ pub(crate) fn swap_current(ctx: &mut Context) {
     });
 }
 
-/// `true` when a context is entered on this thread (the thread's own is not current).
+/// `true` when a context is entered on this thread: the thread's own is not current, neither
+/// by pointer nor by contents (the mark in its identity travels with them).
 #[inline]
 pub(crate) fn in_entered_context() -> bool {
-    thread(|thread| !thread.entered.get().is_null())
+    with_current(|ctx| ctx.id & Context::OWN == 0)
 }
 
 /// Makes `ctx` the current context while `f` runs, then makes the previous one current again,
