@@ -53,12 +53,24 @@ static PROBE: ContextVar<u32> = ContextVar::new("probe");
 thread_local! {
     /// `V`s constructed (including clones) minus `V`s dropped, on this thread.
     static LIVE: Cell<i64> = const { Cell::new(0) };
+    /// `true` while a value's `Clone` or `Drop` acts on the context: values made or read
+    /// meanwhile act on nothing, so the actions do not recurse.
+    static REENTERED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A counted value whose destructor uses context variables. The default in
-/// `WITH_DEFAULT` is never counted (it is never dropped); its clones are.
-#[derive(Debug, PartialEq, Eq)]
+/// A counted value whose `Clone` and `Drop` act on the context (see [`reenter`]), as user
+/// types may: the engine runs them in the middle of reads, and drops values it released
+/// right after changes, pins and context switches. Each action leaves the current context's
+/// values as it found them, so the model needs no change. The default in `WITH_DEFAULT` is
+/// never counted (it is never dropped); its clones are.
+#[derive(Debug, Eq)]
 pub(crate) struct V(i64);
+
+impl PartialEq for V {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
 
 impl V {
     fn new(value: i64) -> Self {
@@ -69,6 +81,7 @@ impl V {
 
 impl Clone for V {
     fn clone(&self) -> Self {
+        reenter(self.0);
         V::new(self.0)
     }
 }
@@ -78,6 +91,57 @@ impl Drop for V {
         LIVE.with(|live| live.set(live.get() - 1));
         let token = PROBE.set(1);
         assert_eq!(PROBE.reset(token), Ok(()), "a value's destructor could not reset its own set");
+        reenter(self.0);
+    }
+}
+
+/// What a value's `Clone` or `Drop` does to the context, chosen by the value: set then
+/// reset, a scope, entering a fresh context or a snapshot and setting there, a `with` inside
+/// a `with` that sets and resets the lent variable, a set over a snapshot with a fold after
+/// it, or a nested read. Each leaves the current context's values as they were. The values
+/// these actions store act on nothing themselves.
+fn reenter(seed: i64) {
+    if REENTERED.with(|reentered| reentered.replace(true)) {
+        return;
+    }
+    /// Lowers the flag, also when unwinding.
+    struct Lower;
+    impl Drop for Lower {
+        fn drop(&mut self) {
+            REENTERED.with(|reentered| reentered.set(false));
+        }
+    }
+    let _lower = Lower;
+    let var = cvar(seed.rem_euclid(5) as usize);
+    let other = cvar((seed.rem_euclid(5) as usize + 1) % 5);
+    match seed.rem_euclid(8) {
+        1 => {
+            let token = var.set(V::new(seed));
+            let _ = var.reset(token);
+        }
+        2 => var.scope(V::new(seed), || drop(var.get())),
+        3 => Context::new().run(|| drop(var.set(V::new(seed)))),
+        4 => {
+            let mut snapshot = contextvars::copy_context();
+            snapshot.run(|| drop(var.set(V::new(seed))));
+        }
+        5 => var.with(|lent| {
+            let before = lent.map(|v| v.0);
+            other.with(|_| {
+                let token = var.set(V::new(seed));
+                let _ = var.reset(token);
+            });
+            assert_eq!(lent.map(|v| v.0), before, "a lent value changed under its reader");
+        }),
+        6 => {
+            // A set over a shared trie goes on top; the reset after the snapshot is gone folds.
+            let snapshot = contextvars::copy_context();
+            let token = var.set(V::new(seed));
+            drop(snapshot);
+            let _ = var.reset(token);
+        }
+        7 => drop(other.get()),
+        _ => {}
     }
 }
 
@@ -651,6 +715,12 @@ pub(crate) fn run_context(actions: &[Action]) {
     check_held(&contextvars::copy_context(), &ModelCtx { ident: 0, vars: snapshot_vars(&before) });
     drop(outer);
     drop(state);
+    // The values dropped just now acted on the thread's own context, and left it as it was.
+    check_held(&contextvars::copy_context(), &ModelCtx { ident: 0, vars: snapshot_vars(&before) });
+    // Values their actions replaced while a snapshot shared the trie stay there out of sight
+    // until the context's next change: one releases them.
+    let token = PROBE.set(0);
+    assert_eq!(PROBE.reset(token), Ok(()));
     assert_eq!(LIVE.with(Cell::get), live_before, "values leaked or were dropped twice");
 }
 
