@@ -100,6 +100,19 @@ fn context(c: &mut Criterion) {
         group.bench_function("inject", |b| {
             b.iter_batched_ref(HeaderMap::new, |out| trace.inject(out), criterion::BatchSize::SmallInput);
         });
+        // The same with a `baggage` header of 3 members (one percent-encoded value, a property).
+        let mut with_baggage = incoming.clone();
+        with_baggage.insert(
+            "baggage",
+            http::HeaderValue::from_static("tenant=acme,user=J%C3%BCrgen;pii,region=eu-west-1"),
+        );
+        group.bench_function("extract/traceparent+tracestate+baggage", |b| {
+            b.iter(|| TraceContext::extract(black_box(&with_baggage)));
+        });
+        let trace = TraceContext::extract(&with_baggage);
+        group.bench_function("inject (with baggage)", |b| {
+            b.iter_batched_ref(HeaderMap::new, |out| trace.inject(out), criterion::BatchSize::SmallInput);
+        });
     }
     group.finish();
 }
