@@ -1,7 +1,7 @@
 //! Request tracing end to end: a hyper server on smol (no Tokio), a few hundred concurrent
 //! keep-alive requests with and without trace headers, and every log line checked.
 //!
-//! Each request goes through `TraceContextLayer`, which picks its trace ID (`X-Trace-ID`, else the
+//! Each request goes through `TraceContextServerLayer`, which picks its trace ID (`X-Trace-ID`, else the
 //! W3C `traceparent`, else a new UUID). The handler awaits, spawns a subtask, runs blocking
 //! work on smol's thread pool through `Context::wrap`, and calls a second local service with
 //! the propagated headers; every log line, in both services, shows the ID through the `log`
@@ -25,10 +25,9 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use contextvars::trace::{
-    BaggageVar, CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceContextClientLayer,
-    TraceContextLayer, TravellingVar,
-};
+use contextvars::trace::client::TraceContextClientLayer;
+use contextvars::trace::server::TraceContextServerLayer;
+use contextvars::trace::{BaggageVar, CurrentCorrelationId, NO_TRACE, TraceContext, TravellingVar};
 use contextvars::{Context, ContextVar, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -78,16 +77,17 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        // `CurrentTraceId` reads the context when the line is formatted. The thread-local
+        // `CurrentCorrelationId` reads the context when the line is formatted. The thread-local
         // variant only has its thread-local to offer.
-        let trace_id = if TRACE_CONTEXT.is_set() {
-            CurrentTraceId.to_string()
+        let trace_id = if TraceContext::current().is_some() {
+            CurrentCorrelationId.to_string()
         } else {
             LEAKY_ID.with(|id| id.borrow().clone()).unwrap_or_else(|| NO_TRACE.to_string())
         };
         let tenant = TENANT.get();
         let shown = tenant.as_deref().unwrap_or("-");
-        let text = format!("{:<5} trace_id={trace_id} tenant={shown} {}", record.level(), record.args());
+        let text =
+            format!("{:<5} correlation_id={trace_id} tenant={shown} {}", record.level(), record.args());
         let request = text.split("req=").nth(1).and_then(|rest| rest.split(' ').next()?.parse().ok());
         self.lines.lock().expect("log lock").push(Line { trace_id, tenant, request, text });
     }
@@ -109,7 +109,7 @@ type Body = Full<Bytes>;
 async fn inventory(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let number = request.uri().path().trim_start_matches("/stock/").to_string();
     log::info!("req={number} inventory: looking up stock");
-    let trace = TraceContext::current().expect("TraceContextLayer sets the trace");
+    let trace = TraceContext::current().expect("TraceContextServerLayer sets the trace");
     let body =
         format!("{} {} {}", trace.correlation_id(), trace.trace_id(), TENANT.get().unwrap_or_default());
     Ok(Response::new(Full::new(Bytes::from(body))))
@@ -317,7 +317,7 @@ async fn run() -> usize {
     EXECUTOR
         .spawn(serve(inventory_listener, || {
             TowerToHyperService::new(
-                TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(tower::service_fn(inventory)),
+                TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(tower::service_fn(inventory)),
             )
         }))
         .detach();
@@ -325,7 +325,7 @@ async fn run() -> usize {
     EXECUTOR
         .spawn(serve(front_listener, move || {
             let handler = tower::service_fn(move |request| checkout(request, inventory_address));
-            TowerToHyperService::new(TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler))
+            TowerToHyperService::new(TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(handler))
         }))
         .detach();
 
@@ -410,7 +410,7 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
     check(tenant_lost == 0, format!("{tenant_lost} lines inside a request without a tenant"));
     check(tenant_foreign == 0, format!("{tenant_foreign} lines with another request's tenant"));
 
-    println!("== with contextvars: hyper on smol, TraceContextLayer, the log facade ==");
+    println!("== with contextvars: hyper on smol, TraceContextServerLayer, the log facade ==");
     println!("sample (request 1 sent a traceparent, request 3 garbage headers):");
     for line in lines.iter().filter(|l| matches!(l.request, Some(1 | 3))) {
         println!("  {}", line.text);

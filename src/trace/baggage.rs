@@ -80,6 +80,7 @@ impl Baggage {
     /// assert_eq!(baggage.len(), MAX_BAGGAGE_MEMBERS);
     /// assert_eq!(baggage.get("k63"), Some("v"));
     /// ```
+    #[must_use]
     pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut baggage = Self::new();
         let mut budget = MAX_BAGGAGE_LEN;
