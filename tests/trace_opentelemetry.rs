@@ -58,7 +58,7 @@ fn our_logs_show_the_trace_id_of_an_sdk_root_span() {
     assert_eq!(trace.correlation_id().as_str(), context.trace_id().to_string());
     trace.clone().sync_scope(|| assert_eq!(CurrentCorrelationId.to_string(), context.trace_id().to_string()));
     // An outgoing call made under it has the span as its parent.
-    let mut outgoing = Vec::new();
+    let mut outgoing: Vec<(&str, String)> = Vec::new();
     trace.inject(&mut outgoing);
     let sent =
         TraceParent::extract(outgoing.iter().filter(|(n, _)| *n == "traceparent").map(|(_, v)| v.as_bytes()));

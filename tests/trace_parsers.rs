@@ -138,7 +138,7 @@ proptest! {
         ]);
         let id = trace.correlation_id().as_str();
         prop_assert!(!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{:?}", id);
-        let mut outgoing = Vec::new();
+        let mut outgoing: Vec<(&str, String)> = Vec::new();
         trace.inject(&mut outgoing);
         for (name, value) in &outgoing {
             prop_assert!(is_printable(value), "{}: {:?}", name, value);
@@ -236,7 +236,7 @@ fn logs_and_propagation_follow_one_precedence_across_two_hops() {
         }
         assert_eq!(first.ids_differ(), logged != Some(trace_id.as_str()), "{headers:?}");
         // The next service logs the same ID and continues the same trace.
-        let mut outgoing = Vec::new();
+        let mut outgoing: Vec<(&str, String)> = Vec::new();
         first.inject(&mut outgoing);
         let second = TraceContext::extract(&outgoing);
         assert_eq!(second.correlation_id(), first.correlation_id());

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         ("tracestate", tracestate),
     ]);
     assert!(is_visible(trace.correlation_id().as_str()), "{trace:?}");
-    let mut outgoing = Vec::new();
+    let mut outgoing: Vec<(&str, String)> = Vec::new();
     trace.inject(&mut outgoing);
     for (name, value) in outgoing {
         assert!(value.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{name}: {value:?}");

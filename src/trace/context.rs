@@ -363,7 +363,7 @@ impl TraceContext {
     /// use contextvars::trace::{Baggage, TraceContext};
     ///
     /// let trace = TraceContext::new_root().with_baggage(Baggage::new().with("tenant", "acme").unwrap());
-    /// let mut headers = Vec::new();
+    /// let mut headers: Vec<(&str, String)> = Vec::new();
     /// trace.inject(&mut headers);
     /// assert_eq!(headers.iter().find(|(name, _)| *name == "baggage").unwrap().1, "tenant=acme");
     /// assert_eq!(TraceContext::extract(&headers).baggage().get("tenant"), Some("acme"));
@@ -413,7 +413,7 @@ impl TraceContext {
     /// use contextvars::trace::TraceContext;
     ///
     /// let trace = TraceContext::extract(&[("x-trace-id", "job-7")]);
-    /// let mut headers = Vec::new();
+    /// let mut headers: Vec<(&str, String)> = Vec::new();
     /// trace.inject(&mut headers);
     /// assert_eq!(headers[0].0, "traceparent");
     /// assert_eq!(headers.last().unwrap(), &("x-trace-id", "job-7".to_string()));

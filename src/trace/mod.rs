@@ -33,6 +33,47 @@
 //! The service continues traces but records no spans: it never changes the sampled flag and
 //! never adds its own `tracestate` member.
 //!
+//! # Message queues
+//!
+//! A message carries its trace in its headers, as a request does: the producer injects the
+//! current trace into the message's headers, the consumer extracts it and handles the
+//! message inside it, so that the consumer's log lines carry the producer's correlation ID
+//! and its W3C trace continues the producer's. Kafka clients hold record headers as
+//! `(String, Option<Vec<u8>>)` pairs (a header may have no value: it is skipped), other
+//! clients as `(String, Vec<u8>)`: a `Vec` of either is a [`HeaderSink`] to publish with
+//! and a [`HeaderSource`] to consume from. The example runs in process, with no broker: a
+//! `Vec` stands in for the topic.
+//!
+//! ```
+//! use contextvars::trace::{CurrentCorrelationId, TraceContext};
+//!
+//! type Headers = Vec<(String, Option<Vec<u8>>)>;
+//! let mut topic: Vec<(Headers, &str)> = Vec::new();
+//!
+//! // Publishing, in a request: the message carries the request's trace and baggage.
+//! let request = TraceContext::extract(&[("x-trace-id", "order-42"), ("baggage", "tenant=acme")]);
+//! request.clone().sync_scope(|| {
+//!     let mut headers = Headers::new();
+//!     if let Some(trace) = TraceContext::current() {
+//!         trace.inject(&mut headers);
+//!     }
+//!     topic.push((headers, "ship order 42"));
+//! });
+//!
+//! // Consuming: each message is handled in the trace it carries.
+//! # futures::executor::block_on(async {
+//! for (headers, payload) in &topic {
+//!     let trace = TraceContext::extract(headers);
+//!     assert_eq!(trace.trace_id(), request.trace_id()); // the producer's trace, continued
+//!     let handled = trace.scope(async {
+//!         let tenant = TraceContext::current().unwrap().baggage().get("tenant").map(str::to_owned);
+//!         (format!("{CurrentCorrelationId}: {payload}"), tenant)
+//!     });
+//!     assert_eq!(handled.await, ("order-42: ship order 42".to_string(), Some("acme".to_string())));
+//! }
+//! # });
+//! ```
+//!
 //! # Conformance
 //!
 //! W3C Trace Context level 1, with the `tracestate` key grammar (`@` anywhere after the first
@@ -91,6 +132,6 @@ pub use context::{IdSource, TraceContext};
 pub use correlation_id::{CorrelationId, CorrelationIdError, MAX_CORRELATION_ID_LEN};
 pub use current_id::{CurrentCorrelationId, NO_TRACE};
 pub use current_value::CurrentValue;
-pub use headers::{HeaderSink, HeaderSource};
+pub use headers::{HeaderBytes, HeaderSink, HeaderSource};
 pub use traceparent::{ParseIdError, SpanId, TraceFlags, TraceId, TraceParent, TraceParentError};
 pub use tracestate::{MAX_TRACESTATE_LEN, MAX_TRACESTATE_MEMBERS, TraceState, TraceStateError};
