@@ -26,6 +26,7 @@ fn trace_types_are_send_sync_and_unpin() {
     send_sync_unpin::<ParseIdError>();
     send_sync_unpin::<TraceStateError>();
     send_sync_unpin::<CorrelationIdError>();
+    send_sync_unpin::<Background<std::future::Ready<()>>>();
 }
 
 #[cfg(feature = "tower-trace")]

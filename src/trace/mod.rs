@@ -102,6 +102,7 @@
 //! assert_eq!(CurrentCorrelationId.to_string(), "no-trace");
 //! ```
 
+mod background;
 mod baggage;
 mod baggage_var;
 mod context;
@@ -126,6 +127,7 @@ pub mod server;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+pub use background::{Background, background, sync_background};
 pub use baggage::{Baggage, BaggageError, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS};
 pub use baggage_var::{BaggageVar, TravellingVar};
 pub use context::{IdSource, TraceContext};
