@@ -69,6 +69,12 @@ fn tracing_types_are_send_and_sync() {
     send_sync_unpin::<CorrelationIdFormat<tracing_subscriber::fmt::format::Format>>();
 }
 
+#[cfg(feature = "sqlcommenter")]
+#[test]
+fn sqlcommenter_types_are_send_and_sync() {
+    send_sync_unpin::<contextvars::trace::sqlcommenter::SqlCommenter>();
+}
+
 #[cfg(feature = "opentelemetry_0_33")]
 #[test]
 fn opentelemetry_types_are_send_and_sync() {

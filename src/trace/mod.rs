@@ -124,6 +124,8 @@ pub mod log;
 pub mod opentelemetry;
 #[cfg(feature = "tower-trace")]
 pub mod server;
+#[cfg(feature = "sqlcommenter")]
+pub mod sqlcommenter;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
