@@ -1,7 +1,7 @@
 //! Request tracing end to end: a hyper server on smol (no Tokio), a few hundred concurrent
 //! keep-alive requests with and without trace headers, and every log line checked.
 //!
-//! Each request goes through `TraceContextServerLayer`, which picks its trace ID (`X-Trace-ID`, else the
+//! Each request goes through `TraceContextServerLayer`, which picks its correlation ID (`X-Trace-ID`, else the
 //! W3C `traceparent`, else a new UUID). The handler awaits, spawns a subtask, runs blocking
 //! work on smol's thread pool through `Context::wrap`, and calls a second local service with
 //! the propagated headers; every log line, in both services, shows the ID through the `log`
@@ -16,7 +16,7 @@
 //! `thread_local!`, to show what goes wrong without context variables.
 //!
 //! Run with `cargo run --example request_tracing --all-features` (the minimal set is
-//! `--features http,tower,log`). Exits non-zero if any check fails.
+//! `--features tower-trace,log`). Exits non-zero if any check fails.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ static TENANT: ContextVar<String> = ContextVar::new("tenant");
 static TRAVELLING: [&dyn TravellingVar; 1] = [&BaggageVar::string("tenant", &TENANT)];
 
 // ---------------------------------------------------------------------------------------
-// Logging: a `log::Log` that keeps every line, formatted with the current trace ID.
+// Logging: a `log::Log` that keeps every line, formatted with the current correlation ID.
 
 thread_local! {
     /// Where the thread-local variant of the service keeps "its" request's ID.
@@ -59,7 +59,7 @@ thread_local! {
 /// One captured log line.
 struct Line {
     /// The ID the line was logged with (`no-trace` when there was none).
-    trace_id: String,
+    correlation_id: String,
     /// The tenant the line was logged with.
     tenant: Option<String>,
     /// The request number the handler logged it for (every handler line says `req=N`).
@@ -79,7 +79,7 @@ impl log::Log for Logger {
     fn log(&self, record: &log::Record<'_>) {
         // `CurrentCorrelationId` reads the context when the line is formatted. The thread-local
         // variant only has its thread-local to offer.
-        let trace_id = if TraceContext::current().is_some() {
+        let correlation_id = if TraceContext::current().is_some() {
             CurrentCorrelationId.to_string()
         } else {
             LEAKY_ID.with(|id| id.borrow().clone()).unwrap_or_else(|| NO_TRACE.to_string())
@@ -87,9 +87,9 @@ impl log::Log for Logger {
         let tenant = TENANT.get();
         let shown = tenant.as_deref().unwrap_or("-");
         let text =
-            format!("{:<5} correlation_id={trace_id} tenant={shown} {}", record.level(), record.args());
+            format!("{:<5} correlation_id={correlation_id} tenant={shown} {}", record.level(), record.args());
         let request = text.split("req=").nth(1).and_then(|rest| rest.split(' ').next()?.parse().ok());
-        self.lines.lock().expect("log lock").push(Line { trace_id, tenant, request, text });
+        self.lines.lock().expect("log lock").push(Line { correlation_id, tenant, request, text });
     }
 
     fn flush(&self) {}
@@ -392,9 +392,9 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
     let (mut sentinel_inside, mut leaks, mut tenant_lost, mut tenant_foreign) = (0, 0, 0, 0);
     for line in lines {
         let Some(request) = line.request else { continue };
-        if line.trace_id == NO_TRACE {
+        if line.correlation_id == NO_TRACE {
             sentinel_inside += 1;
-        } else if id_of.get(&request) != Some(&line.trace_id) {
+        } else if id_of.get(&request) != Some(&line.correlation_id) {
             leaks += 1;
         }
         match &line.tenant {
@@ -431,11 +431,12 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
 fn report_thread_local(outcomes: &[Outcome], lines: &[Line]) {
     let id_of: HashMap<usize, &str> =
         outcomes.iter().map(|o| (o.request, o.echoed.as_deref().unwrap_or_default())).collect();
-    let sentinel_inside = lines.iter().filter(|l| l.request.is_some() && l.trace_id == NO_TRACE).count();
+    let sentinel_inside =
+        lines.iter().filter(|l| l.request.is_some() && l.correlation_id == NO_TRACE).count();
     let leaks = lines
         .iter()
-        .filter(|l| l.trace_id != NO_TRACE)
-        .filter(|l| l.request.and_then(|r| id_of.get(&r)).is_some_and(|id| *id != l.trace_id))
+        .filter(|l| l.correlation_id != NO_TRACE)
+        .filter(|l| l.request.and_then(|r| id_of.get(&r)).is_some_and(|id| *id != l.correlation_id))
         .count();
     println!("== the same load, the ID in a plain thread_local! ==");
     println!("sample (request 1):");

@@ -25,7 +25,7 @@ use tower::Layer;
 type Seen = Arc<str>;
 
 /// A log line from inside request `request`: `<tag> req=<n> at=<place>`. The installed
-/// [`LogCapture`] stores it with the trace ID current when it is emitted.
+/// [`LogCapture`] stores it with the correlation ID current when it is emitted.
 fn record(seen: &Seen, request: usize, place: &'static str) {
     log::info!("{seen} req={request} at={place}");
 }

@@ -1,5 +1,5 @@
-//! Request tracing on top of context variables: one trace ID per request, in every log line
-//! the request produces and in every call it makes to other services.
+//! Request tracing on top of context variables: one correlation ID per request, in every log
+//! line the request produces, and its W3C trace in every call it makes to other services.
 //!
 //! Headers are read with one verb and written with one, on any header collection (an
 //! `http::HeaderMap`, `(name, value)` pairs, or a [`HeaderSource`] / [`HeaderSink`] of your
@@ -32,6 +32,10 @@
 //!
 //! The service continues traces but records no spans: it never changes the sampled flag and
 //! never adds its own `tracestate` member.
+//!
+//! Work that a request starts but does not await gets a trace of its own, linked to the
+//! request's in one log line: [`background`]. With the `sqlcommenter` feature, SQL
+//! statements carry the current trace in a comment (`sqlcommenter`).
 //!
 //! # Message queues
 //!
