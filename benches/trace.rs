@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use contextvars::trace::{Baggage, TraceContext, TraceParent, TraceState, parse_trace_id_header};
+use contextvars::trace::{Baggage, CorrelationId, TraceContext, TraceParent, TraceState};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const TRACEPARENT: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -60,7 +60,7 @@ fn other_headers(c: &mut Criterion) {
     let baggage = Baggage::extract([BAGGAGE]);
     group.bench_function("baggage/format 3 members", |b| b.iter(|| black_box(&baggage).to_string()));
     group.bench_function("x-trace-id/check 36 bytes", |b| {
-        b.iter(|| parse_trace_id_header(black_box(b"7c9e6679-7425-40de-944b-e07fc1f90ae7")));
+        b.iter(|| CorrelationId::parse(black_box(b"7c9e6679-7425-40de-944b-e07fc1f90ae7")));
     });
     group.finish();
 }
@@ -100,18 +100,31 @@ fn context(c: &mut Criterion) {
         group.bench_function("inject", |b| {
             b.iter_batched_ref(HeaderMap::new, |out| trace.inject(out), criterion::BatchSize::SmallInput);
         });
+        // The same with a `baggage` header of 3 members (one percent-encoded value, a property).
+        let mut with_baggage = incoming.clone();
+        with_baggage.insert(
+            "baggage",
+            http::HeaderValue::from_static("tenant=acme,user=J%C3%BCrgen;pii,region=eu-west-1"),
+        );
+        group.bench_function("extract/traceparent+tracestate+baggage", |b| {
+            b.iter(|| TraceContext::extract(black_box(&with_baggage)));
+        });
+        let trace = TraceContext::extract(&with_baggage);
+        group.bench_function("inject (with baggage)", |b| {
+            b.iter_batched_ref(HeaderMap::new, |out| trace.inject(out), criterion::BatchSize::SmallInput);
+        });
     }
     group.finish();
 }
 
-/// What `TraceContextService::call` adds to a request, against the same service called bare: the
+/// What `TraceContextServer::call` adds to a request, against the same service called bare: the
 /// service answers at once, so the difference is the layer's own cost per request.
-#[cfg(feature = "tower")]
+#[cfg(feature = "tower-trace")]
 fn layer(c: &mut Criterion) {
     use std::convert::Infallible;
     use std::future::{Ready, ready};
 
-    use contextvars::trace::TraceContextLayer;
+    use contextvars::trace::server::TraceContextServerLayer;
     use http::{Request, Response};
     use tower::{Layer, Service};
 
@@ -134,15 +147,15 @@ fn layer(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         );
     });
-    let mut traced = TraceContextLayer::new().layer(tower::service_fn(handler));
-    group.bench_function("call/with TraceContextLayer (traceparent)", |b| {
+    let mut traced = TraceContextServerLayer::new().layer(tower::service_fn(handler));
+    group.bench_function("call/with TraceContextServerLayer (traceparent)", |b| {
         b.iter_batched(
             request,
             |r| futures::executor::block_on(traced.call(r)),
             criterion::BatchSize::SmallInput,
         );
     });
-    group.bench_function("call/with TraceContextLayer (no headers)", |b| {
+    group.bench_function("call/with TraceContextServerLayer (no headers)", |b| {
         let empty = || Request::get("/").body(()).expect("request");
         b.iter_batched(
             empty,
@@ -153,7 +166,7 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-#[cfg(not(feature = "tower"))]
+#[cfg(not(feature = "tower-trace"))]
 fn layer(_: &mut Criterion) {}
 
 criterion_group!(benches, traceparent, other_headers, context, layer);

@@ -1,4 +1,4 @@
-//! What `TraceContextLayer` costs a server: the same hyper service with and without the layer, side
+//! What `TraceContextServerLayer` costs a server: the same hyper service with and without the layer, side
 //! by side, under a keep-alive load generator on loopback.
 //!
 //! The server runs on one thread (a current-thread Tokio runtime), the load generator on
@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use contextvars::trace::TraceContextLayer;
+use contextvars::trace::server::TraceContextServerLayer;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -69,7 +69,7 @@ fn start_servers() -> (SocketAddr, SocketAddr) {
                 .expect("send");
             let service = tower::service_fn(handler);
             tokio::task::spawn_local(serve(plain, TowerToHyperService::new(service)));
-            serve(traced, TowerToHyperService::new(TraceContextLayer::new().layer(service))).await;
+            serve(traced, TowerToHyperService::new(TraceContextServerLayer::new().layer(service))).await;
         });
     });
     rx.recv().expect("servers started")
@@ -162,7 +162,7 @@ fn main() {
                 let rate = load(address, Duration::from_millis(millis)).await as f64 * 1000.0 / millis as f64;
                 println!(
                     "round {round}: {:<18} {rate:>9.0} req/s",
-                    if layered { "with TraceContextLayer" } else { "without" }
+                    if layered { "with TraceContextServerLayer" } else { "without" }
                 );
                 if layered { with.push(rate) } else { without.push(rate) }
             }
@@ -173,8 +173,8 @@ fn main() {
     let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(w, wo)| w / wo).collect();
     let (ratio, without, with) = (median(&mut ratios), median(&mut without), median(&mut with));
     println!();
-    println!("median without TraceContextLayer  {without:>9.0} req/s");
-    println!("median with TraceContextLayer     {with:>9.0} req/s");
+    println!("median without TraceContextServerLayer  {without:>9.0} req/s");
+    println!("median with TraceContextServerLayer     {with:>9.0} req/s");
     println!("change of the medians      {:>+9.2} %", (with / without - 1.0) * 100.0);
     println!("median change per round    {:>+9.2} %", (ratio - 1.0) * 100.0);
 }

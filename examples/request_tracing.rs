@@ -1,7 +1,7 @@
 //! Request tracing end to end: a hyper server on smol (no Tokio), a few hundred concurrent
 //! keep-alive requests with and without trace headers, and every log line checked.
 //!
-//! Each request goes through `TraceContextLayer`, which picks its trace ID (`X-Trace-ID`, else the
+//! Each request goes through `TraceContextServerLayer`, which picks its correlation ID (`X-Trace-ID`, else the
 //! W3C `traceparent`, else a new UUID). The handler awaits, spawns a subtask, runs blocking
 //! work on smol's thread pool through `Context::wrap`, and calls a second local service with
 //! the propagated headers; every log line, in both services, shows the ID through the `log`
@@ -16,7 +16,7 @@
 //! `thread_local!`, to show what goes wrong without context variables.
 //!
 //! Run with `cargo run --example request_tracing --all-features` (the minimal set is
-//! `--features http,tower,log`). Exits non-zero if any check fails.
+//! `--features tower-trace,log`). Exits non-zero if any check fails.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,10 +25,9 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use contextvars::trace::{
-    BaggageVar, CurrentTraceId, NO_TRACE, TRACE_CONTEXT, TraceContext, TraceContextClientLayer,
-    TraceContextLayer, TravellingVar,
-};
+use contextvars::trace::client::TraceContextClientLayer;
+use contextvars::trace::server::TraceContextServerLayer;
+use contextvars::trace::{BaggageVar, CurrentCorrelationId, NO_TRACE, TraceContext, TravellingVar};
 use contextvars::{Context, ContextVar, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -50,7 +49,7 @@ static TENANT: ContextVar<String> = ContextVar::new("tenant");
 static TRAVELLING: [&dyn TravellingVar; 1] = [&BaggageVar::string("tenant", &TENANT)];
 
 // ---------------------------------------------------------------------------------------
-// Logging: a `log::Log` that keeps every line, formatted with the current trace ID.
+// Logging: a `log::Log` that keeps every line, formatted with the current correlation ID.
 
 thread_local! {
     /// Where the thread-local variant of the service keeps "its" request's ID.
@@ -60,7 +59,7 @@ thread_local! {
 /// One captured log line.
 struct Line {
     /// The ID the line was logged with (`no-trace` when there was none).
-    trace_id: String,
+    correlation_id: String,
     /// The tenant the line was logged with.
     tenant: Option<String>,
     /// The request number the handler logged it for (every handler line says `req=N`).
@@ -78,18 +77,19 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        // `CurrentTraceId` reads the context when the line is formatted. The thread-local
+        // `CurrentCorrelationId` reads the context when the line is formatted. The thread-local
         // variant only has its thread-local to offer.
-        let trace_id = if TRACE_CONTEXT.is_set() {
-            CurrentTraceId.to_string()
+        let correlation_id = if TraceContext::current().is_some() {
+            CurrentCorrelationId.to_string()
         } else {
             LEAKY_ID.with(|id| id.borrow().clone()).unwrap_or_else(|| NO_TRACE.to_string())
         };
         let tenant = TENANT.get();
         let shown = tenant.as_deref().unwrap_or("-");
-        let text = format!("{:<5} trace_id={trace_id} tenant={shown} {}", record.level(), record.args());
+        let text =
+            format!("{:<5} correlation_id={correlation_id} tenant={shown} {}", record.level(), record.args());
         let request = text.split("req=").nth(1).and_then(|rest| rest.split(' ').next()?.parse().ok());
-        self.lines.lock().expect("log lock").push(Line { trace_id, tenant, request, text });
+        self.lines.lock().expect("log lock").push(Line { correlation_id, tenant, request, text });
     }
 
     fn flush(&self) {}
@@ -109,7 +109,7 @@ type Body = Full<Bytes>;
 async fn inventory(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let number = request.uri().path().trim_start_matches("/stock/").to_string();
     log::info!("req={number} inventory: looking up stock");
-    let trace = TraceContext::current().expect("TraceContextLayer sets the trace");
+    let trace = TraceContext::current().expect("TraceContextServerLayer sets the trace");
     let body =
         format!("{} {} {}", trace.correlation_id(), trace.trace_id(), TENANT.get().unwrap_or_default());
     Ok(Response::new(Full::new(Bytes::from(body))))
@@ -317,7 +317,7 @@ async fn run() -> usize {
     EXECUTOR
         .spawn(serve(inventory_listener, || {
             TowerToHyperService::new(
-                TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(tower::service_fn(inventory)),
+                TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(tower::service_fn(inventory)),
             )
         }))
         .detach();
@@ -325,7 +325,7 @@ async fn run() -> usize {
     EXECUTOR
         .spawn(serve(front_listener, move || {
             let handler = tower::service_fn(move |request| checkout(request, inventory_address));
-            TowerToHyperService::new(TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler))
+            TowerToHyperService::new(TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(handler))
         }))
         .detach();
 
@@ -392,9 +392,9 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
     let (mut sentinel_inside, mut leaks, mut tenant_lost, mut tenant_foreign) = (0, 0, 0, 0);
     for line in lines {
         let Some(request) = line.request else { continue };
-        if line.trace_id == NO_TRACE {
+        if line.correlation_id == NO_TRACE {
             sentinel_inside += 1;
-        } else if id_of.get(&request) != Some(&line.trace_id) {
+        } else if id_of.get(&request) != Some(&line.correlation_id) {
             leaks += 1;
         }
         match &line.tenant {
@@ -410,7 +410,7 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
     check(tenant_lost == 0, format!("{tenant_lost} lines inside a request without a tenant"));
     check(tenant_foreign == 0, format!("{tenant_foreign} lines with another request's tenant"));
 
-    println!("== with contextvars: hyper on smol, TraceContextLayer, the log facade ==");
+    println!("== with contextvars: hyper on smol, TraceContextServerLayer, the log facade ==");
     println!("sample (request 1 sent a traceparent, request 3 garbage headers):");
     for line in lines.iter().filter(|l| matches!(l.request, Some(1 | 3))) {
         println!("  {}", line.text);
@@ -431,11 +431,12 @@ fn report_traced(outcomes: &[Outcome], lines: &[Line]) -> usize {
 fn report_thread_local(outcomes: &[Outcome], lines: &[Line]) {
     let id_of: HashMap<usize, &str> =
         outcomes.iter().map(|o| (o.request, o.echoed.as_deref().unwrap_or_default())).collect();
-    let sentinel_inside = lines.iter().filter(|l| l.request.is_some() && l.trace_id == NO_TRACE).count();
+    let sentinel_inside =
+        lines.iter().filter(|l| l.request.is_some() && l.correlation_id == NO_TRACE).count();
     let leaks = lines
         .iter()
-        .filter(|l| l.trace_id != NO_TRACE)
-        .filter(|l| l.request.and_then(|r| id_of.get(&r)).is_some_and(|id| *id != l.trace_id))
+        .filter(|l| l.correlation_id != NO_TRACE)
+        .filter(|l| l.request.and_then(|r| id_of.get(&r)).is_some_and(|id| *id != l.correlation_id))
         .count();
     println!("== the same load, the ID in a plain thread_local! ==");
     println!("sample (request 1):");

@@ -1,6 +1,6 @@
 //! The service W3C Trace Context's test harness drives: for each `POST`, it reads a JSON
 //! array of `{"url": ..., "arguments": ...}` and posts each `arguments` to its `url`, with
-//! the trace headers `TraceContext::inject` writes for the request `TraceContextLayer`
+//! the trace headers `TraceContext::inject` writes for the request `TraceContextServerLayer`
 //! extracted. `tests/trace_w3c.rs` runs the harness's cases against the same two calls in
 //! process; this example lets the harness itself check them over HTTP:
 //!
@@ -13,7 +13,8 @@
 
 use std::convert::Infallible;
 
-use contextvars::trace::{TraceContext, TraceContextLayer};
+use contextvars::trace::TraceContext;
+use contextvars::trace::server::TraceContextServerLayer;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -63,7 +64,8 @@ async fn main() -> Result<(), Error> {
     println!("w3c_relay listening on http://{address}/test");
     loop {
         let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(TraceContextLayer::new().layer(tower::service_fn(relay)));
+        let service =
+            TowerToHyperService::new(TraceContextServerLayer::new().layer(tower::service_fn(relay)));
         tokio::spawn(
             hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
         );

@@ -5,8 +5,7 @@
 #![cfg_attr(
     all(
         feature = "trace",
-        feature = "http",
-        feature = "tower",
+        feature = "tower-trace",
         feature = "log",
         feature = "tracing",
         feature = "test-util",
@@ -18,8 +17,7 @@
 #![cfg_attr(
     not(all(
         feature = "trace",
-        feature = "http",
-        feature = "tower",
+        feature = "tower-trace",
         feature = "log",
         feature = "tracing",
         feature = "test-util",

@@ -1,11 +1,13 @@
-//! `tower` middleware that runs each request in a context of its own (feature `tower`).
+//! `tower` middleware that runs each request in a context of its own (feature `tower`, which
+//! brings only `tower-layer` and `tower-service`: no tracing, no `http`).
 //!
 //! A server polls the requests of one HTTP/1 keep-alive connection inside the same
 //! connection task, one after the other. Whatever gives tasks their own context (the crate's
 //! spawn helpers, or `contextvars::tokio::task_contexts`), a request handler that `set`s a
 //! variable sets it in the connection's context, and the next request on the connection sees
 //! it. [`ContextLayer`] gives every request its own snapshot instead: per-request isolation
-//! on keep-alive connections needs it (or the trace layer, which does the same and adds the
+//! on keep-alive connections needs it (or the trace layer of feature `tower-trace`,
+//! `contextvars::trace::server::TraceContextServerLayer`, which does the same and adds the
 //! request's trace).
 //!
 //! Generic over the request type: it works for any `tower::Service`, HTTP or not.
@@ -95,11 +97,13 @@ pub struct ContextService<S> {
 
 impl<S> ContextService<S> {
     /// Wraps `inner`; the same as `ContextLayer::new().layer(inner)`.
+    #[must_use]
     pub const fn new(inner: S) -> Self {
         Self { inner }
     }
 
     /// The wrapped service.
+    #[must_use]
     pub fn get_ref(&self) -> &S {
         &self.inner
     }

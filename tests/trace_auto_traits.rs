@@ -11,7 +11,7 @@ fn trace_types_are_send_sync_and_unpin() {
     send_sync_unpin::<TraceContext>();
     send_sync_unpin::<CorrelationId>();
     send_sync_unpin::<IdSource>();
-    send_sync_unpin::<CurrentTraceId>();
+    send_sync_unpin::<CurrentCorrelationId>();
     send_sync_unpin::<TraceParent>();
     send_sync_unpin::<TraceId>();
     send_sync_unpin::<SpanId>();
@@ -25,28 +25,32 @@ fn trace_types_are_send_sync_and_unpin() {
     send_sync_unpin::<TraceParentError>();
     send_sync_unpin::<ParseIdError>();
     send_sync_unpin::<TraceStateError>();
-    send_sync_unpin::<TraceIdHeaderError>();
+    send_sync_unpin::<CorrelationIdError>();
+    send_sync_unpin::<Background<std::future::Ready<()>>>();
 }
 
-#[cfg(feature = "tower")]
+#[cfg(feature = "tower-trace")]
 #[test]
 fn layer_types_follow_their_inner_service() {
-    use contextvars::trace::{TraceContextFuture, TraceContextLayer, TraceContextService};
+    use contextvars::trace::client::{TraceContextClient, TraceContextClientLayer};
+    use contextvars::trace::server::{
+        ResponseBody, ResponseFuture, TraceContextServer, TraceContextServerLayer,
+    };
     fn send<T: Send>() {}
-    send_sync_unpin::<TraceContextLayer>();
-    send_sync_unpin::<TraceContextService<()>>();
-    send_sync_unpin::<TraceContextFuture<std::future::Ready<()>>>();
-    send_sync_unpin::<contextvars::trace::TraceContextBody<String>>();
-    send_sync_unpin::<contextvars::trace::TraceContextClientLayer>();
-    send_sync_unpin::<contextvars::trace::TraceContextClient<()>>();
-    send::<TraceContextFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
+    send_sync_unpin::<TraceContextServerLayer>();
+    send_sync_unpin::<TraceContextServer<()>>();
+    send_sync_unpin::<ResponseFuture<std::future::Ready<()>>>();
+    send_sync_unpin::<ResponseBody<String>>();
+    send_sync_unpin::<TraceContextClientLayer>();
+    send_sync_unpin::<TraceContextClient<()>>();
+    send::<ResponseFuture<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>();
 }
 
 #[cfg(feature = "log")]
 #[test]
 fn log_types_are_send_and_sync() {
-    use contextvars::trace::log::TraceIdLogger;
-    send_sync_unpin::<TraceIdLogger<env_logger::Logger>>();
+    use contextvars::trace::log::CorrelationIdLogger;
+    send_sync_unpin::<CorrelationIdLogger<env_logger::Logger>>();
 }
 
 #[cfg(feature = "test-util")]
@@ -61,11 +65,17 @@ fn test_util_types_are_send_and_sync() {
 #[cfg(feature = "tracing")]
 #[test]
 fn tracing_types_are_send_and_sync() {
-    use contextvars::trace::tracing::TraceIdFormat;
-    send_sync_unpin::<TraceIdFormat<tracing_subscriber::fmt::format::Format>>();
+    use contextvars::trace::tracing::CorrelationIdFormat;
+    send_sync_unpin::<CorrelationIdFormat<tracing_subscriber::fmt::format::Format>>();
 }
 
-#[cfg(feature = "opentelemetry")]
+#[cfg(feature = "sqlcommenter")]
+#[test]
+fn sqlcommenter_types_are_send_and_sync() {
+    send_sync_unpin::<contextvars::trace::sqlcommenter::SqlCommenter>();
+}
+
+#[cfg(feature = "opentelemetry_0_33")]
 #[test]
 fn opentelemetry_types_are_send_and_sync() {
     send_sync_unpin::<contextvars::trace::opentelemetry::W3cPropagator>();

@@ -2,15 +2,15 @@
 //! Tokio over loopback: a value set in service A is what `get` returns in service B, with
 //! nothing at either boundary but the server layer and the client layer.
 
-#![cfg(all(feature = "tower", feature = "http"))]
+#![cfg(feature = "tower-trace")]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use contextvars::ContextVar;
-use contextvars::trace::{
-    BaggageVar, TraceContext, TraceContextClientLayer, TraceContextLayer, TravellingVar,
-};
+use contextvars::trace::client::TraceContextClientLayer;
+use contextvars::trace::server::TraceContextServerLayer;
+use contextvars::trace::{BaggageVar, TraceContext, TravellingVar};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -80,7 +80,7 @@ async fn service_b(trust_baggage: bool) -> SocketAddr {
         );
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(seen))))
     });
-    let layer = TraceContextLayer::new().baggage_vars(&TRAVELLING).trust_baggage(trust_baggage);
+    let layer = TraceContextServerLayer::new().baggage_vars(&TRAVELLING).trust_baggage(trust_baggage);
     serve(layer.layer(handler)).await
 }
 
@@ -94,7 +94,7 @@ async fn service_a(b: SocketAddr) -> SocketAddr {
         let answer = client.oneshot(Request::get("/").body(Empty::new()).unwrap()).await.unwrap();
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body_text(answer).await))))
     });
-    serve(TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler)).await
+    serve(TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(handler)).await
 }
 
 async fn call(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {

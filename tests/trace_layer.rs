@@ -1,18 +1,19 @@
-//! `TraceContextLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
+//! `TraceContextServerLayer` on real servers over loopback: hyper 1 on smol (no Tokio at all) and axum on
 //! Tokio. Thousands of requests over keep-alive connections with mixed headers; every
 //! response must carry the ID its request should get, and every log line the handler emits
 //! (after an await, in a spawned task, on a blocking pool, in a downstream service) must
 //! carry that same ID and no other.
 
-#![cfg(all(feature = "tower", feature = "http", feature = "test-util"))]
+#![cfg(all(feature = "tower-trace", feature = "test-util"))]
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use contextvars::trace::TraceContext;
 use contextvars::trace::log::{CapturedRecord, LogCapture};
-use contextvars::trace::{TraceContext, TraceContextLayer};
+use contextvars::trace::server::TraceContextServerLayer;
 use contextvars::{Context, FutureExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -24,7 +25,7 @@ use tower::Layer;
 type Seen = Arc<str>;
 
 /// A log line from inside request `request`: `<tag> req=<n> at=<place>`. The installed
-/// [`LogCapture`] stores it with the trace ID current when it is emitted.
+/// [`LogCapture`] stores it with the correlation ID current when it is emitted.
 fn record(seen: &Seen, request: usize, place: &'static str) {
     log::info!("{seen} req={request} at={place}");
 }
@@ -100,8 +101,7 @@ fn check(echoed: &HashMap<usize, String>, seen: &Seen, requests: usize, places: 
     let distinct: HashSet<&String> = echoed.values().collect();
     assert_eq!(distinct.len(), requests, "every request has its own ID");
 
-    let records: Vec<CapturedRecord> = LogCapture::install()
-        .unwrap()
+    let records: Vec<CapturedRecord> = LogCapture::init()
         .records()
         .into_iter()
         .filter(|r| r.message.starts_with(&format!("{seen} ")))
@@ -113,7 +113,8 @@ fn check(echoed: &HashMap<usize, String>, seen: &Seen, requests: usize, places: 
     let mismatches: Vec<_> = records
         .iter()
         .filter(|r| {
-            parse_line(r).is_none_or(|(n, _)| echoed.get(&n).map(String::as_str) != r.trace_id.as_deref())
+            parse_line(r)
+                .is_none_or(|(n, _)| echoed.get(&n).map(String::as_str) != r.correlation_id.as_deref())
         })
         .collect();
     assert!(mismatches.is_empty(), "{} lines with a wrong ID, e.g. {:?}", mismatches.len(), &mismatches[..1]);
@@ -203,7 +204,7 @@ mod on_smol {
                 std::thread::spawn(move || smol::block_on(EXECUTOR.run(stopped.recv())).is_err())
             })
             .collect();
-        LogCapture::install().unwrap();
+        LogCapture::init();
         let seen: Seen = Arc::from("smol");
         let echoed = smol::block_on(EXECUTOR.run(async {
             let down = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -212,7 +213,7 @@ mod on_smol {
             let down_server = EXECUTOR.spawn(serve(down, move || {
                 let seen = Arc::clone(&down_seen);
                 let service = tower::service_fn(move |r| downstream(&r, &seen));
-                hyper_util::service::TowerToHyperService::new(TraceContextLayer::new().layer(service))
+                hyper_util::service::TowerToHyperService::new(TraceContextServerLayer::new().layer(service))
             }));
 
             let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -221,7 +222,7 @@ mod on_smol {
             let front_server = EXECUTOR.spawn(serve(front, move || {
                 let seen = Arc::clone(&front_seen);
                 let service = tower::service_fn(move |r| handler(r, Arc::clone(&seen), down_address));
-                hyper_util::service::TowerToHyperService::new(TraceContextLayer::new().layer(service))
+                hyper_util::service::TowerToHyperService::new(TraceContextServerLayer::new().layer(service))
             }));
 
             let clients: Vec<_> = (0..CONNECTIONS)
@@ -277,7 +278,7 @@ mod on_tokio {
     async fn axum_on_tokio_2k_requests_over_keep_alive() {
         const CONNECTIONS: usize = 8;
         const PER_CONNECTION: usize = 250;
-        LogCapture::install().unwrap();
+        LogCapture::init();
         let seen: Seen = Arc::from("axum");
         let handler_seen = Arc::clone(&seen);
         let app = Router::new()
@@ -305,7 +306,7 @@ mod on_tokio {
                     }
                 }),
             )
-            .layer(TraceContextLayer::new());
+            .layer(TraceContextServerLayer::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -343,23 +344,25 @@ mod on_tokio {
 mod in_process {
     use std::future::{Ready, ready};
 
-    use contextvars::trace::TRACE_CONTEXT;
     use tower::{Service, ServiceExt};
 
     use super::*;
 
     #[test]
     fn errors_pass_through_and_nothing_leaks_to_the_caller() {
-        let mut service = TraceContextLayer::new().layer(tower::service_fn(|_: Request<()>| {
+        let mut service = TraceContextServerLayer::new().layer(tower::service_fn(|_: Request<()>| {
             let seen = TraceContext::current().map(|t| t.correlation_id().to_string());
             ready(Err::<Response<()>, _>(seen))
         }));
         futures::executor::block_on(async {
             let request = Request::get("/").header("x-trace-id", "failing-1").body(()).unwrap();
             let future = service.ready().await.unwrap().call(request);
-            assert!(!TRACE_CONTEXT.is_set(), "the call ran in the request's context, not the caller's");
+            assert!(
+                TraceContext::current().is_none(),
+                "the call ran in the request's context, not the caller's"
+            );
             assert_eq!(future.await.unwrap_err(), Some("failing-1".to_string()));
-            assert!(!TRACE_CONTEXT.is_set());
+            assert!(TraceContext::current().is_none());
         });
     }
 
@@ -370,7 +373,7 @@ mod in_process {
             response.headers_mut().insert("x-trace-id", "set-by-handler".parse().unwrap());
             ready(Ok(response))
         }
-        let mut service = TraceContextLayer::new().layer(tower::service_fn(handler));
+        let mut service = TraceContextServerLayer::new().layer(tower::service_fn(handler));
         futures::executor::block_on(async {
             let request = Request::get("/").header("x-trace-id", "pinned-2").body(()).unwrap();
             let response = service.ready().await.unwrap().call(request).await.unwrap();
@@ -385,8 +388,8 @@ mod in_process {
 
     #[test]
     fn a_forged_no_trace_id_is_refused_and_not_echoed() {
-        let mut service = TraceContextLayer::new().layer(tower::service_fn(|_: Request<()>| {
-            let seen = contextvars::trace::CurrentTraceId.to_string();
+        let mut service = TraceContextServerLayer::new().layer(tower::service_fn(|_: Request<()>| {
+            let seen = contextvars::trace::CurrentCorrelationId.to_string();
             ready(Ok::<_, Infallible>(Response::new(seen)))
         }));
         futures::executor::block_on(async {
@@ -412,19 +415,22 @@ mod in_process {
 
         let handler = |_: Request<()>| {
             let frames = futures::stream::iter(0..3).map(|i| {
-                let line = format!("frame {i} trace_id={}\n", contextvars::trace::CurrentTraceId);
+                let line = format!("frame {i} correlation_id={}\n", contextvars::trace::CurrentCorrelationId);
                 Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
             });
             ready(Ok::<_, Infallible>(Response::new(StreamBody::new(frames))))
         };
-        let mut service = TraceContextLayer::new().layer(tower::service_fn(handler));
+        let mut service = TraceContextServerLayer::new().layer(tower::service_fn(handler));
         futures::executor::block_on(async {
             let request = Request::get("/events").header("x-trace-id", "sse-7").body(()).unwrap();
             let response = service.ready().await.unwrap().call(request).await.unwrap();
-            assert!(!TRACE_CONTEXT.is_set());
+            assert!(TraceContext::current().is_none());
             let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(body, "frame 0 trace_id=sse-7\nframe 1 trace_id=sse-7\nframe 2 trace_id=sse-7\n");
-            assert!(!TRACE_CONTEXT.is_set(), "polling the body leaks nothing");
+            assert_eq!(
+                body,
+                "frame 0 correlation_id=sse-7\nframe 1 correlation_id=sse-7\nframe 2 correlation_id=sse-7\n"
+            );
+            assert!(TraceContext::current().is_none(), "polling the body leaks nothing");
         });
     }
 
@@ -434,7 +440,7 @@ mod in_process {
         struct LogsOnDrop(Arc<std::sync::Mutex<Option<String>>>);
         impl Drop for LogsOnDrop {
             fn drop(&mut self) {
-                *self.0.lock().unwrap() = Some(contextvars::trace::CurrentTraceId.to_string());
+                *self.0.lock().unwrap() = Some(contextvars::trace::CurrentCorrelationId.to_string());
             }
         }
         let seen = Arc::new(std::sync::Mutex::new(None));
@@ -447,7 +453,7 @@ mod in_process {
             });
             ready(Ok::<_, Infallible>(Response::new(body)))
         };
-        let service = TraceContextLayer::new().layer(tower::service_fn(handler));
+        let service = TraceContextServerLayer::new().layer(tower::service_fn(handler));
         let request = Request::get("/").header("x-trace-id", "dropped-1").body(()).unwrap();
         let response = futures::executor::block_on(service.oneshot(request)).unwrap();
         drop(response);
@@ -458,7 +464,7 @@ mod in_process {
     /// logs the request's ID.
     #[test]
     fn middleware_outside_the_layer_sees_no_trace_and_inside_sees_the_id() {
-        use contextvars::trace::{CurrentTraceId, NO_TRACE};
+        use contextvars::trace::{CurrentCorrelationId, NO_TRACE};
 
         #[derive(Clone)]
         struct AccessLog<S> {
@@ -478,7 +484,7 @@ mod in_process {
             }
             fn call(&mut self, request: Request<()>) -> S::Future {
                 self.lines.lock().unwrap().push(format!(
-                    "{} {} trace_id={CurrentTraceId}",
+                    "{} {} correlation_id={CurrentCorrelationId}",
                     self.name,
                     request.uri()
                 ));
@@ -497,14 +503,17 @@ mod in_process {
         let handler = tower::service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
         let service = tower::ServiceBuilder::new()
             .layer(access_log("outside"))
-            .layer(TraceContextLayer::new())
+            .layer(TraceContextServerLayer::new())
             .layer(access_log("inside"))
             .service(handler);
         let request = Request::get("/order").header("x-trace-id", "order-9").body(()).unwrap();
         futures::executor::block_on(service.oneshot(request)).unwrap();
         assert_eq!(
             *lines.lock().unwrap(),
-            [format!("outside /order trace_id={NO_TRACE}"), "inside /order trace_id=order-9".to_string()]
+            [
+                format!("outside /order correlation_id={NO_TRACE}"),
+                "inside /order correlation_id=order-9".to_string()
+            ]
         );
     }
 
@@ -521,7 +530,7 @@ mod in_process {
                 ))))
             })
         };
-        let call = |layer: TraceContextLayer, headers: &[(&str, &str)]| {
+        let call = |layer: TraceContextServerLayer, headers: &[(&str, &str)]| {
             let mut request = Request::get("/");
             for (name, value) in headers {
                 request = request.header(*name, *value);
@@ -535,7 +544,8 @@ mod in_process {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
         // Another header name: read and echoed there, x-trace-id ignored.
-        let request_id = TraceContextLayer::new().id_header(http::HeaderName::from_static("x-request-id"));
+        let request_id =
+            TraceContextServerLayer::new().id_header(http::HeaderName::from_static("x-request-id"));
         let (headers, (id, source)) =
             call(request_id.clone(), &[("x-request-id", "req-1"), ("x-trace-id", "other")]);
         assert_eq!((id.as_str(), source), ("req-1", IdSource::Header));
@@ -545,14 +555,14 @@ mod in_process {
         assert_ne!(id, "other");
 
         // Untrusted: every incoming header ignored.
-        let edge = TraceContextLayer::new().trust_incoming(false);
+        let edge = TraceContextServerLayer::new().trust_incoming(false);
         let (headers, (id, source)) = call(edge, &[("x-trace-id", "pinned"), ("traceparent", tp)]);
         assert_eq!(source, IdSource::Generated);
         assert!(is_generated(&id) && !id.contains("4bf92f35"), "{id}");
         assert_eq!(headers["x-trace-id"], id.as_str());
 
         // No echo.
-        let (headers, (id, _)) = call(TraceContextLayer::new().echo(false), &[("x-trace-id", "quiet")]);
+        let (headers, (id, _)) = call(TraceContextServerLayer::new().echo(false), &[("x-trace-id", "quiet")]);
         assert_eq!(id, "quiet");
         assert!(headers.get("x-trace-id").is_none());
     }
@@ -560,7 +570,7 @@ mod in_process {
     #[test]
     fn the_wrapped_service_is_reachable() {
         let handler = tower::service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
-        let mut service = TraceContextLayer::new().layer((handler, 7_u8));
+        let mut service = TraceContextServerLayer::new().layer((handler, 7_u8));
         assert_eq!(service.get_ref().1, 7);
         service.get_mut().1 = 8;
         assert_eq!(service.into_inner().1, 8);

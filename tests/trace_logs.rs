@@ -1,4 +1,4 @@
-//! The trace ID in log output: `env_logger` through the `log` facade, `tracing-subscriber`'s
+//! The correlation ID in log output: `env_logger` through the `log` facade, `tracing-subscriber`'s
 //! fmt output, and the capture that users' tests run to catch lost or mixed IDs.
 
 #![cfg(all(feature = "test-util", feature = "tracing"))]
@@ -6,9 +6,9 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture, TraceIdLogger};
-use contextvars::trace::tracing::TraceIdFormat;
-use contextvars::trace::{CurrentTraceId, NO_TRACE, TraceContext};
+use contextvars::trace::log::{CaptureError, CapturedRecord, CorrelationIdLogger, LogCapture};
+use contextvars::trace::tracing::CorrelationIdFormat;
+use contextvars::trace::{CurrentCorrelationId, NO_TRACE, TraceContext};
 use contextvars::{Context, FutureExt};
 use log::Log;
 
@@ -44,44 +44,44 @@ fn env_logger_format_reads_the_id_at_each_record() {
     let buffer = Buffer::default();
     // Built once, before any request: the ID is read when each record is formatted.
     let logger = env_logger::Builder::new()
-        .format(|buf, record| writeln!(buf, "trace_id={} {}", CurrentTraceId, record.args()))
+        .format(|buf, record| writeln!(buf, "correlation_id={} {}", CurrentCorrelationId, record.args()))
         .target(env_logger::Target::Pipe(Box::new(buffer.clone())))
         .filter_level(log::LevelFilter::Info)
         .build();
     let (first, second) = (TraceContext::new_root(), TraceContext::new_root());
 
     emit(&logger, "starting");
-    first.clone().scope(|| emit(&logger, "handling"));
-    second.clone().scope(|| emit(&logger, "handling"));
+    first.clone().sync_scope(|| emit(&logger, "handling"));
+    second.clone().sync_scope(|| emit(&logger, "handling"));
     emit(&logger, "idle");
 
     assert_eq!(
         buffer.lines(),
         [
-            format!("trace_id={NO_TRACE} starting"),
-            format!("trace_id={} handling", first.correlation_id()),
-            format!("trace_id={} handling", second.correlation_id()),
-            format!("trace_id={NO_TRACE} idle"),
+            format!("correlation_id={NO_TRACE} starting"),
+            format!("correlation_id={} handling", first.correlation_id()),
+            format!("correlation_id={} handling", second.correlation_id()),
+            format!("correlation_id={NO_TRACE} idle"),
         ]
     );
 }
 
 #[test]
-fn trace_id_logger_prefixes_any_logger() {
+fn correlation_id_logger_prefixes_any_logger() {
     let buffer = Buffer::default();
     let inner = env_logger::Builder::new()
         .format(|buf, record| writeln!(buf, "{} {}", record.level(), record.args()))
         .target(env_logger::Target::Pipe(Box::new(buffer.clone())))
         .filter_level(log::LevelFilter::Info)
         .build();
-    let logger = TraceIdLogger::new(inner);
-    let keyed = TraceIdLogger::new(env_logger::Builder::new().build()).with_key("request");
+    let logger = CorrelationIdLogger::new(inner);
+    let keyed = CorrelationIdLogger::new(env_logger::Builder::new().build()).key("request");
     assert!(format!("{keyed:?}").contains("request"));
 
     let trace = TraceContext::extract(&[("x-trace-id", &b"abc-1"[..])]);
-    trace.scope(|| emit(&logger, "inside"));
+    trace.sync_scope(|| emit(&logger, "inside"));
     emit(&logger, "outside");
-    assert_eq!(buffer.lines(), ["INFO trace_id=abc-1 inside", "INFO trace_id=no-trace outside"]);
+    assert_eq!(buffer.lines(), ["INFO correlation_id=abc-1 inside", "INFO correlation_id=no-trace outside"]);
 }
 
 #[test]
@@ -89,25 +89,30 @@ fn tracing_subscriber_fmt_shows_the_id() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
-        .event_format(TraceIdFormat::new(tracing_subscriber::fmt::format().without_time().with_target(false)))
+        .event_format(CorrelationIdFormat::new(
+            tracing_subscriber::fmt::format().without_time().with_target(false),
+        ))
         .with_writer(move || writer.clone())
         .finish();
     let trace = TraceContext::extract(&[("x-trace-id", &b"abc-2"[..])]);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("outside");
-        trace.clone().scope(|| tracing::info!(items = 3, "inside"));
+        trace.clone().sync_scope(|| tracing::info!(items = 3, "inside"));
         // In a future polled in the request's context.
-        let task = async { tracing::info!("in a task") }
-            .with_context(Context::current().with_value(&contextvars::trace::TRACE_CONTEXT, trace.clone()));
+        let task =
+            async { tracing::info!("in a task") }.with_context(trace.clone().set_in(&Context::current()));
         futures::executor::block_on(task);
     });
     let lines = buffer.lines();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(lines[0].starts_with("trace_id=no-trace ") && lines[0].ends_with("outside"), "{lines:?}");
-    assert!(lines[1].starts_with("trace_id=abc-2 ") && lines[1].ends_with("inside items=3"), "{lines:?}");
-    assert!(lines[2].starts_with("trace_id=abc-2 ") && lines[2].ends_with("in a task"), "{lines:?}");
+    assert!(lines[0].starts_with("correlation_id=no-trace ") && lines[0].ends_with("outside"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("correlation_id=abc-2 ") && lines[1].ends_with("inside items=3"),
+        "{lines:?}"
+    );
+    assert!(lines[2].starts_with("correlation_id=abc-2 ") && lines[2].ends_with("in a task"), "{lines:?}");
 
-    let keyed = TraceIdFormat::new(tracing_subscriber::fmt::format()).with_key("req");
+    let keyed = CorrelationIdFormat::new(tracing_subscriber::fmt::format()).key("req");
     assert!(format!("{keyed:?}").contains("req"));
 }
 
@@ -120,7 +125,7 @@ fn request_of(record: &CapturedRecord) -> Option<String> {
 fn capture_passes_when_every_request_keeps_its_id() {
     let capture = LogCapture::new();
     for n in 0..3 {
-        TraceContext::new_root().scope(|| {
+        TraceContext::new_root().sync_scope(|| {
             emit(&capture, &format!("req={n} start"));
             // A thread that carries the context along.
             std::thread::scope(|s| {
@@ -132,7 +137,7 @@ fn capture_passes_when_every_request_keeps_its_id() {
     emit(&capture, "background tick");
     let records = capture.take();
     assert_eq!(records.len(), 10);
-    assert_eq!(records[9].trace_id, None);
+    assert_eq!(records[9].correlation_id, None);
     assert_eq!(LogCapture::check(&records, request_of), Ok(9));
     assert!(capture.take().is_empty());
 }
@@ -140,7 +145,7 @@ fn capture_passes_when_every_request_keeps_its_id() {
 #[test]
 fn capture_catches_a_record_that_lost_its_request() {
     let capture = LogCapture::new();
-    let records = TraceContext::new_root().scope(|| {
+    let records = TraceContext::new_root().sync_scope(|| {
         emit(&capture, "req=a start");
         // A plain thread does not inherit the context: the record carries the sentinel.
         std::thread::scope(|s| {
@@ -149,10 +154,10 @@ fn capture_catches_a_record_that_lost_its_request() {
         emit(&capture, "req=a done");
         capture.take()
     });
-    assert_eq!(records[1].trace_id, None);
+    assert_eq!(records[1].correlation_id, None);
     assert_eq!(
         LogCapture::check(&records, request_of),
-        Err(CaptureError::NoTraceId { message: "req=a offloaded work".into() })
+        Err(CaptureError::NoCorrelationId { message: "req=a offloaded work".into() })
     );
 }
 
@@ -160,9 +165,9 @@ fn capture_catches_a_record_that_lost_its_request() {
 fn capture_catches_a_request_logging_two_ids() {
     let capture = LogCapture::new();
     let (first, second) = (TraceContext::new_root(), TraceContext::new_root());
-    first.clone().scope(|| emit(&capture, "req=b start"));
+    first.clone().sync_scope(|| emit(&capture, "req=b start"));
     // Another request's context leaks into this one's second record.
-    second.clone().scope(|| emit(&capture, "req=b done"));
+    second.clone().sync_scope(|| emit(&capture, "req=b done"));
     let error = LogCapture::check(&capture.take(), request_of).unwrap_err();
     assert_eq!(
         error,
@@ -172,22 +177,20 @@ fn capture_catches_a_request_logging_two_ids() {
             second: second.correlation_id().to_string(),
         }
     );
-    assert!(error.to_string().starts_with("request logged with trace id "));
+    assert!(error.to_string().starts_with("request logged with correlation id "));
 }
 
 #[test]
 fn installed_capture_sees_the_log_macros() {
-    let capture = LogCapture::install().unwrap();
-    assert!(
-        std::ptr::eq(capture, LogCapture::install().unwrap()),
-        "installing twice returns the same capture"
-    );
+    let capture = LogCapture::init();
+    assert!(std::ptr::eq(capture, LogCapture::init()), "installing twice returns the same capture");
+    assert!(std::ptr::eq(capture, LogCapture::try_init().unwrap()));
     let trace = TraceContext::extract(&[("x-trace-id", &b"macro-test"[..])]);
-    trace.scope(|| log::warn!("req=macro-test via the facade"));
+    trace.sync_scope(|| log::warn!("req=macro-test via the facade"));
     let mine: Vec<CapturedRecord> =
         capture.records().into_iter().filter(|r| r.message.starts_with("req=macro-test")).collect();
     assert_eq!(mine.len(), 1);
-    assert_eq!((mine[0].level, mine[0].trace_id.as_deref()), (log::Level::Warn, Some("macro-test")));
+    assert_eq!((mine[0].level, mine[0].correlation_id.as_deref()), (log::Level::Warn, Some("macro-test")));
 }
 
 /// A record's message and key-values.
@@ -225,10 +228,10 @@ impl Log for KeyValues {
 static TENANT: contextvars::ContextVar<String> = contextvars::ContextVar::new("tenant");
 
 #[test]
-fn trace_id_logger_keeps_key_values_and_shows_any_variable() {
-    let logger = TraceIdLogger::new(KeyValues::default()).with_var("tenant", &TENANT);
+fn correlation_id_logger_keeps_key_values_and_shows_any_variable() {
+    let logger = CorrelationIdLogger::new(KeyValues::default()).var("tenant", &TENANT);
     let trace = TraceContext::extract(&[("x-trace-id", "kv-1")]);
-    trace.scope(|| {
+    trace.sync_scope(|| {
         TENANT.scope("acme".to_string(), || {
             logger.log(&log::Record::builder().args(format_args!("paid")).key_values(&[("user", 5)]).build());
         });
@@ -238,8 +241,8 @@ fn trace_id_logger_keeps_key_values_and_shows_any_variable() {
     assert_eq!(
         seen,
         [
-            ("trace_id=kv-1 tenant=acme paid".to_string(), vec![("user".to_string(), "5".to_string())]),
-            ("trace_id=no-trace tenant=- idle".to_string(), vec![]),
+            ("correlation_id=kv-1 tenant=acme paid".to_string(), vec![("user".to_string(), "5".to_string())]),
+            ("correlation_id=no-trace tenant=- idle".to_string(), vec![]),
         ]
     );
 }
@@ -250,13 +253,13 @@ fn json_lines_stay_valid_json_with_the_id_as_a_field() {
     let writer = buffer.clone();
     let format = tracing_subscriber::fmt::format().json().without_time();
     let subscriber = tracing_subscriber::fmt()
-        .event_format(TraceIdFormat::new(format).with_var("tenant", &TENANT))
+        .event_format(CorrelationIdFormat::new(format).var("tenant", &TENANT))
         .with_writer(move || writer.clone())
         .finish();
     let trace = TraceContext::extract(&[("x-trace-id", "json\"1\\")]);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("outside");
-        trace.scope(|| TENANT.scope("acme".into(), || tracing::info!(user = 5, "inside")));
+        trace.sync_scope(|| TENANT.scope("acme".into(), || tracing::info!(user = 5, "inside")));
     });
     let lines = buffer.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -264,10 +267,10 @@ fn json_lines_stay_valid_json_with_the_id_as_a_field() {
         .iter()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
-    assert_eq!(parsed[0]["trace_id"], "no-trace");
+    assert_eq!(parsed[0]["correlation_id"], "no-trace");
     assert_eq!(parsed[0]["tenant"], "-");
     assert_eq!(parsed[0]["fields"]["message"], "outside");
-    assert_eq!(parsed[1]["trace_id"], "json\"1\\");
+    assert_eq!(parsed[1]["correlation_id"], "json\"1\\");
     assert_eq!(parsed[1]["tenant"], "acme");
     assert_eq!(parsed[1]["fields"]["user"], 5);
     assert_eq!(parsed[1]["level"], "INFO");
@@ -275,11 +278,11 @@ fn json_lines_stay_valid_json_with_the_id_as_a_field() {
 
 #[test]
 fn ids_honour_width_and_alignment() {
-    use contextvars::trace::{CurrentTraceId, CurrentValue};
+    use contextvars::trace::{CurrentCorrelationId, CurrentValue};
     let trace = TraceContext::extract(&[("x-trace-id", "w-1")]);
-    assert_eq!(format!("[{CurrentTraceId:>10}]"), "[  no-trace]");
+    assert_eq!(format!("[{CurrentCorrelationId:>10}]"), "[  no-trace]");
     assert_eq!(format!("[{:<6}]", trace.correlation_id()), "[w-1   ]");
-    trace.scope(|| assert_eq!(format!("[{CurrentTraceId:^7}]"), "[  w-1  ]"));
+    trace.sync_scope(|| assert_eq!(format!("[{CurrentCorrelationId:^7}]"), "[  w-1  ]"));
     let tenant = CurrentValue::new(&TENANT);
     TENANT.scope("acme".into(), || assert_eq!(format!("[{tenant:>6}]"), "[  acme]"));
     assert_eq!(format!("[{tenant:>3}]"), "[  -]");

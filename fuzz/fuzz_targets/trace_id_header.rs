@@ -1,10 +1,10 @@
-//! The `X-Trace-ID` check, and a whole extraction, on arbitrary bytes: never panics; a
+//! The `X-Trace-ID` parser (`CorrelationId::parse`), and a whole extraction, on arbitrary bytes: never panics; a
 //! correlation ID is 1 to 128 bytes of visible ASCII (no CR, LF or control byte can reach a
 //! log line); every outgoing header is printable ASCII and carries the same IDs on.
 
 #![no_main]
 
-use contextvars::trace::{TraceContext, parse_trace_id_header};
+use contextvars::trace::{CorrelationId, TraceContext};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,9 +13,9 @@ fn is_visible(id: &str) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(id) = parse_trace_id_header(data) {
-        assert!(is_visible(id), "{id:?}");
-        assert_eq!(parse_trace_id_header(id.as_bytes()), Some(id));
+    if let Ok(id) = CorrelationId::parse(data) {
+        assert!(is_visible(id.as_str()), "{id:?}");
+        assert_eq!(CorrelationId::parse(id.as_str().as_bytes()), Ok(id));
     }
 
     // The bytes as the three headers, split at 0xff bytes.
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         ("tracestate", tracestate),
     ]);
     assert!(is_visible(trace.correlation_id().as_str()), "{trace:?}");
-    let mut outgoing = Vec::new();
+    let mut outgoing: Vec<(&str, String)> = Vec::new();
     trace.inject(&mut outgoing);
     for (name, value) in outgoing {
         assert!(value.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{name}: {value:?}");

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
+
 use super::traceparent::trim_ows;
 
 /// The most list members read from, and sent in, a `baggage` header: the 64 the W3C
@@ -18,14 +20,17 @@ pub const MAX_BAGGAGE_LEN: usize = 8192;
 /// that a request carries to the services it calls (`baggage: tenant=acme,user=42;pii`).
 ///
 /// [`extract`](Self::extract) reads a request's `baggage` header values as the
-/// specification says: spaces and tabs around members, keys, values and properties are
-/// skipped; values are percent-decoded (and must then be UTF-8); a member that does not
-/// follow the grammar is dropped and the others are kept; a repeated key keeps its first
-/// member. At most [`MAX_BAGGAGE_MEMBERS`] members and [`MAX_BAGGAGE_LEN`] bytes are read:
-/// the rest is dropped without being parsed, so the work a client can cause is bounded.
+/// specification (W3C Baggage, "value" and "property") says: spaces and tabs around
+/// members, keys, values and properties are skipped; values and property values are
+/// percent-decoded, octets that do not then form UTF-8 are replaced with U+FFFD and the
+/// member is kept, and a `%` not followed by two hex digits is kept as it is; a member that
+/// does not follow the grammar is dropped and the others are kept; a repeated key keeps its
+/// first member. At most [`MAX_BAGGAGE_MEMBERS`] members and [`MAX_BAGGAGE_LEN`] bytes are
+/// read: the rest is dropped without being parsed, so the work a client can cause is
+/// bounded.
 ///
-/// It formats (`Display`) as the header value to send, values percent-encoded where the
-/// grammar needs it.
+/// It formats (`Display`) as the header value to send: values percent-encoded where the
+/// grammar needs it, properties as received.
 ///
 /// # Privacy
 ///
@@ -40,12 +45,17 @@ pub const MAX_BAGGAGE_LEN: usize = 8192;
 /// ```
 /// use contextvars::trace::Baggage;
 ///
-/// let baggage = Baggage::extract([&b"tenant=acme , user=J%C3%BCrgen;pii, bad key=1"[..]]);
+/// let baggage = Baggage::extract([&b"tenant=acme , user=J%C3%BCrgen;pii;src=web%20app, bad key=1"[..]]);
 /// assert_eq!(baggage.get("tenant"), Some("acme"));
 /// assert_eq!(baggage.get("user"), Some("Jürgen"));
-/// assert_eq!(baggage.properties("user").collect::<Vec<_>>(), ["pii"]);
+/// assert_eq!(baggage.properties("user").collect::<Vec<_>>(), [("pii", None), ("src", Some("web app"))]);
+/// assert_eq!(baggage.raw_properties("user").collect::<Vec<_>>(), ["pii", "src=web%20app"]);
 /// assert_eq!(baggage.len(), 2);
-/// assert_eq!(baggage.to_string(), "tenant=acme,user=J%C3%BCrgen;pii");
+/// assert_eq!(baggage.to_string(), "tenant=acme,user=J%C3%BCrgen;pii;src=web%20app");
+///
+/// // to the letter: invalid UTF-8 becomes U+FFFD, a lone `%` stays
+/// let lenient = Baggage::extract([&b"a=caf%E9,b=100%"[..]]);
+/// assert_eq!((lenient.get("a"), lenient.get("b")), (Some("caf\u{fffd}"), Some("100%")));
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Baggage {
@@ -55,9 +65,20 @@ pub struct Baggage {
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Member {
     key: String,
+    /// Percent-decoded.
     value: String,
-    /// Each property as received, trimmed: `key` or `key=value`.
-    properties: Vec<String>,
+    properties: Vec<Property>,
+}
+
+/// A member's property: `key` or `key=value`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Property {
+    /// As received, without the optional whitespace: what is sent on.
+    raw: String,
+    /// `raw[..key_len]` is the key.
+    key_len: usize,
+    /// The value, percent-decoded.
+    value: Option<String>,
 }
 
 impl Baggage {
@@ -80,6 +101,7 @@ impl Baggage {
     /// assert_eq!(baggage.len(), MAX_BAGGAGE_MEMBERS);
     /// assert_eq!(baggage.get("k63"), Some("v"));
     /// ```
+    #[must_use]
     pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut baggage = Self::new();
         let mut budget = MAX_BAGGAGE_LEN;
@@ -132,10 +154,20 @@ impl Baggage {
         self.member(key).map(|m| m.value.as_str())
     }
 
-    /// The properties of `key`'s member, as received (`key` or `key=value`).
+    /// The properties of `key`'s member, in order, as `(key, value)`: the value
+    /// percent-decoded, `None` for a property without one (`;pii`).
     #[must_use = "iterators are lazy"]
-    pub fn properties(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.member(key).into_iter().flat_map(|m| m.properties.iter().map(String::as_str))
+    pub fn properties(&self, key: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.member(key)
+            .into_iter()
+            .flat_map(|m| m.properties.iter().map(|p| (&p.raw[..p.key_len], p.value.as_deref())))
+    }
+
+    /// The properties of `key`'s member as received (`key` or `key=value`, still
+    /// percent-encoded, without the optional whitespace): the text a service forwards.
+    #[must_use = "iterators are lazy"]
+    pub fn raw_properties(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.member(key).into_iter().flat_map(|m| m.properties.iter().map(|p| p.raw.as_str()))
     }
 
     fn member(&self, key: &str) -> Option<&Member> {
@@ -229,17 +261,9 @@ impl fmt::Display for Baggage {
             if i > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(&member.key)?;
-            f.write_str("=")?;
-            for &b in member.value.as_bytes() {
-                if is_octet(b) && b != b'%' {
-                    fmt::Write::write_char(f, char::from(b))?;
-                } else {
-                    write!(f, "%{b:02X}")?;
-                }
-            }
+            write!(f, "{}={}", member.key, utf8_percent_encode(&member.value, NOT_OCTET))?;
             for property in &member.properties {
-                write!(f, ";{property}")?;
+                write!(f, ";{}", property.raw)?;
             }
         }
         Ok(())
@@ -292,6 +316,16 @@ fn is_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
+/// What a value's encoding escapes: every byte that is not a `baggage-octet` (controls,
+/// space, `"`, `,`, `;`, `\`; bytes above 0x7e always are), and `%` itself.
+const NOT_OCTET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\').add(b'%');
+
+/// `value` percent-decoded, invalid UTF-8 replaced with U+FFFD, a `%` not followed by two
+/// hex digits kept as it is.
+fn decode(value: &[u8]) -> String {
+    percent_decode(value).decode_utf8_lossy().into_owned()
+}
+
 /// `key OWS "=" OWS value *( OWS ";" OWS property )`, already trimmed.
 fn parse_member(member: &[u8]) -> Option<Member> {
     let mut parts = member.split(|&b| b == b';');
@@ -302,47 +336,28 @@ fn parse_member(member: &[u8]) -> Option<Member> {
     if !is_token(key) || !value.iter().all(|&b| is_octet(b)) {
         return None;
     }
-    let value = String::from_utf8(percent_decode(value)?).ok()?;
+    let value = decode(value);
     let mut properties = Vec::new();
     for property in parts {
         let property = trim_ows(property);
         // Kept as `key` or `key=value`, without the optional whitespace.
-        let normalized = match property.iter().position(|&b| b == b'=') {
+        let (raw, key_len, value) = match property.iter().position(|&b| b == b'=') {
             Some(equals) => {
                 let (key, value) = (trim_ows(&property[..equals]), trim_ows(&property[equals + 1..]));
                 if !is_token(key) || !value.iter().all(|&b| is_octet(b)) {
                     return None;
                 }
-                [key, b"=", value].concat()
+                ([key, b"=", value].concat(), key.len(), Some(decode(value)))
             }
-            None if is_token(property) => property.to_vec(),
+            None if is_token(property) => (property.to_vec(), property.len(), None),
             None => return None,
         };
         // Checked: ASCII.
-        properties.push(String::from_utf8_lossy(&normalized).into_owned());
+        properties.push(Property { raw: String::from_utf8_lossy(&raw).into_owned(), key_len, value });
     }
     // Checked: ASCII.
     let key = String::from_utf8_lossy(key).into_owned();
     Some(Member { key, value, properties })
-}
-
-/// `%XX` sequences decoded; `None` for a `%` not followed by two hex digits.
-fn percent_decode(value: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(value.len());
-    let mut i = 0;
-    while i < value.len() {
-        if value[i] == b'%' {
-            let hex = value.get(i + 1..i + 3)?;
-            let digit = |b: u8| char::from(b).to_digit(16);
-            let byte = digit(hex[0])? * 16 + digit(hex[1])?;
-            out.push(u8::try_from(byte).ok()?);
-            i += 3;
-        } else {
-            out.push(value[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -360,31 +375,66 @@ mod tests {
             baggage.iter().collect::<Vec<_>>(),
             [("key1", "value1"), ("key2", "value2"), ("key3", " v,3")]
         );
-        assert_eq!(baggage.properties("key1").collect::<Vec<_>>(), ["prop1", "prop2=x"]);
+        assert_eq!(baggage.properties("key1").collect::<Vec<_>>(), [("prop1", None), ("prop2", Some("x"))]);
+        assert_eq!(baggage.raw_properties("key1").collect::<Vec<_>>(), ["prop1", "prop2=x"]);
         assert_eq!(baggage.to_string(), "key1=value1;prop1;prop2=x,key2=value2,key3=%20v%2C3");
         assert_eq!(parse(&[&baggage.to_string()]), baggage);
     }
 
     #[test]
     fn bad_members_are_dropped_and_the_others_kept() {
-        for bad in [
-            "no-equals",
-            "bad key=1",
-            "=1",
-            "k=a b",
-            "k=\"q\"",
-            "k=a\\b",
-            "k=%zz",
-            "k=%C3",
-            "k=1;bad prop",
-            "k=1;",
-        ] {
+        for bad in ["no-equals", "bad key=1", "=1", "k=a b", "k=\"q\"", "k=a\\b", "k=1;bad prop", "k=1;"] {
             let baggage = parse(&[&format!("a=1,{bad},b=2")]);
             assert_eq!(baggage.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2")], "{bad:?}");
         }
         assert_eq!(parse(&["a=1,a=2"]).get("a"), Some("1"));
         assert_eq!(parse(&["k="]).get("k"), Some(""));
         assert!(parse(&["", " , ,"]).is_empty());
+    }
+
+    #[test]
+    fn decoding_follows_the_specification_to_the_letter() {
+        // Octets that are not UTF-8 once decoded: U+FFFD, and the member is kept.
+        let baggage = parse(&["a=1,k=%C3,l=caf%E9%20x,m=%F0%9F%98,b=2"]);
+        assert_eq!(
+            baggage.iter().collect::<Vec<_>>(),
+            [("a", "1"), ("k", "\u{fffd}"), ("l", "caf\u{fffd} x"), ("m", "\u{fffd}"), ("b", "2")]
+        );
+        // A `%` not followed by two hex digits is kept as it is.
+        let baggage = parse(&["k=%zz,l=100%,m=%4,n=%%41"]);
+        assert_eq!(
+            baggage.iter().collect::<Vec<_>>(),
+            [("k", "%zz"), ("l", "100%"), ("m", "%4"), ("n", "%A")]
+        );
+        // Both are sent on encoded, and read back the same.
+        assert_eq!(baggage.to_string(), "k=%25zz,l=100%25,m=%254,n=%25A");
+        assert_eq!(parse(&[&baggage.to_string()]), baggage);
+        // Property values are decoded the same way; their raw text is kept for forwarding.
+        let baggage = parse(&["k=v;p=a%20b;q=%FF;r=%x;flag"]);
+        assert_eq!(
+            baggage.properties("k").collect::<Vec<_>>(),
+            [("p", Some("a b")), ("q", Some("\u{fffd}")), ("r", Some("%x")), ("flag", None)]
+        );
+        assert_eq!(baggage.raw_properties("k").collect::<Vec<_>>(), ["p=a%20b", "q=%FF", "r=%x", "flag"]);
+        assert_eq!(baggage.to_string(), "k=v;p=a%20b;q=%FF;r=%x;flag");
+        assert_eq!(baggage.properties("missing").count(), 0);
+    }
+
+    #[test]
+    fn encoding_escapes_exactly_what_is_not_a_baggage_octet() {
+        let all: String = (0x20..=0x7e_u8).map(char::from).chain(['\u{7f}', '\n', 'é']).collect();
+        let text = Baggage::new().with("k", &all).unwrap().to_string();
+        let value = text.strip_prefix("k=").unwrap();
+        let mut expected = String::new();
+        for b in all.bytes() {
+            if is_octet(b) && b != b'%' {
+                expected.push(char::from(b));
+            } else {
+                expected.push_str(percent_encoding::percent_encode_byte(b));
+            }
+        }
+        assert_eq!(value, expected);
+        assert_eq!(parse(&[&text]).get("k"), Some(all.as_str()));
     }
 
     #[test]

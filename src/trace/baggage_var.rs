@@ -5,9 +5,10 @@ use std::fmt;
 use crate::{Context, ContextVar};
 
 /// A context variable declared to travel in baggage: what the layers need to send its
-/// value and to set it from a request. Implemented by [`BaggageVar`]; the layers take a
+/// value and to set it from a request. Implemented by [`BaggageVar`] only (the trait is
+/// sealed, so that it can gain methods); the layers take a
 /// `&'static [&'static dyn TravellingVar]`.
-pub trait TravellingVar: Send + Sync {
+pub trait TravellingVar: sealed::Sealed + Send + Sync {
     /// The baggage key.
     fn key(&self) -> &'static str;
 
@@ -21,8 +22,8 @@ pub trait TravellingVar: Send + Sync {
 
 /// Declares that a `ContextVar` travels in W3C baggage under `key`, with a codec: the
 /// value set in one service is what `get` returns in the services it calls, through
-/// `TraceContextLayer::baggage_vars` on the server side and
-/// `TraceContextClientLayer::baggage_vars` on the client side (feature `tower`). Only
+/// `TraceContextServerLayer::baggage_vars` on the server side and
+/// `TraceContextClientLayer::baggage_vars` on the client side (feature `tower-trace`). Only
 /// variables declared this way ever leave the process.
 ///
 /// # Examples
@@ -81,6 +82,14 @@ fn decode_string(text: &str) -> Option<String> {
     Some(text.to_owned())
 }
 
+mod sealed {
+    /// Implemented by the crate's travelling variables only.
+    #[allow(unreachable_pub, reason = "a sealed supertrait: public, in a private module")]
+    pub trait Sealed {}
+}
+
+impl<T: Send + Sync + 'static> sealed::Sealed for BaggageVar<T> {}
+
 impl<T: Send + Sync + 'static> TravellingVar for BaggageVar<T> {
     fn key(&self) -> &'static str {
         self.key
@@ -102,7 +111,7 @@ impl<T> fmt::Debug for BaggageVar<T> {
 }
 
 /// Panics when a declared key is not an HTTP token: such a variable could never travel.
-#[cfg(feature = "tower")]
+#[cfg(feature = "tower-trace")]
 #[track_caller]
 pub(super) fn check_keys(vars: &[&dyn TravellingVar]) {
     for var in vars {

@@ -1,5 +1,6 @@
-//! [`TraceContextClientLayer`]: `tower` middleware for outgoing requests, which carries the
-//! current trace and the travelling variables to the service called.
+//! Client-side `tower` middleware (feature `tower-trace`): [`TraceContextClientLayer`]
+//! carries the current trace and the travelling variables on every outgoing request;
+//! [`TraceContextClient`] is the service it builds.
 
 use std::task::{Context as TaskContext, Poll};
 
@@ -27,7 +28,8 @@ use super::{Baggage, TraceContext, TravellingVar};
 ///
 /// ```
 /// use contextvars::ContextVar;
-/// use contextvars::trace::{BaggageVar, TraceContext, TraceContextClientLayer, TravellingVar};
+/// use contextvars::trace::{BaggageVar, TraceContext, TravellingVar};
+/// use contextvars::trace::client::TraceContextClientLayer;
 /// use http::{Request, Response};
 /// use tower::{service_fn, Layer, ServiceExt};
 ///
@@ -46,7 +48,7 @@ use super::{Baggage, TraceContext, TravellingVar};
 ///     let _tenant = TENANT.set("acme".to_string()); // in this request's context only
 ///     client.oneshot(Request::new(())).await
 /// };
-/// let sent = trace.instrument(request).await.unwrap().into_body();
+/// let sent = trace.scope(request).await.unwrap().into_body();
 /// assert_eq!(sent["x-trace-id"], "job-7");
 /// assert_eq!(sent["baggage"], "tenant=acme");
 /// # });
@@ -106,7 +108,33 @@ pub struct TraceContextClient<S> {
 }
 
 impl<S> TraceContextClient<S> {
+    /// Wraps `inner`, with no travelling variables; the same as
+    /// `TraceContextClientLayer::new().layer(inner)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    /// use contextvars::trace::client::TraceContextClient;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let echo = service_fn(|request: Request<()>| async move {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(request.headers().clone()))
+    /// });
+    /// let trace = TraceContext::extract(&[("x-trace-id", "job-7")]);
+    /// let sent = trace.scope(TraceContextClient::new(echo).oneshot(Request::new(()))).await.unwrap();
+    /// assert_eq!(sent.body()["x-trace-id"], "job-7");
+    /// # });
+    /// ```
+    #[must_use]
+    pub const fn new(inner: S) -> Self {
+        Self { inner, vars: &[] }
+    }
+
     /// The wrapped client.
+    #[must_use]
     pub const fn get_ref(&self) -> &S {
         &self.inner
     }

@@ -1,30 +1,20 @@
-//! [`TraceContext`]: what a request knows about the trace it belongs to, and
-//! [`TRACE_CONTEXT`], the slot that holds it.
+//! [`TraceContext`]: what a request knows about the trace it belongs to, and the slot that
+//! holds the current one.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::correlation_id::check as check_correlation_id;
 use super::{
-    Baggage, HeaderSink, HeaderSource, SpanId, TraceFlags, TraceId, TraceParent, TraceState,
-    parse_trace_id_header, random,
+    Baggage, CorrelationId, HeaderSink, HeaderSource, SpanId, TraceFlags, TraceId, TraceParent, TraceState,
+    random,
 };
-use crate::{Context, ContextVar, FutureExt, WithContext};
+use crate::{Context, ContextVar, FutureExt, ResetError, Token, WithContext};
 
 /// The current request's [`TraceContext`]: the one slot that every log integration, the
-/// middleware and other libraries share.
-///
-/// # Examples
-///
-/// ```
-/// use contextvars::trace::{TraceContext, TRACE_CONTEXT};
-///
-/// assert!(TRACE_CONTEXT.get().is_none());
-/// let token = TRACE_CONTEXT.set(TraceContext::new_root());
-/// assert!(TraceContext::current().is_some());
-/// TRACE_CONTEXT.reset(token).unwrap();
-/// ```
-pub static TRACE_CONTEXT: ContextVar<TraceContext> = ContextVar::new("trace_context");
+/// middleware and other libraries share, reached through `TraceContext`'s methods.
+pub(crate) static TRACE_CONTEXT: ContextVar<TraceContext> = ContextVar::new("trace_context");
 
 /// Where a request's correlation ID came from.
 ///
@@ -85,49 +75,6 @@ struct Inner {
     baggage: Baggage,
 }
 
-/// A request's correlation ID: at most 128 bytes of visible ASCII without spaces.
-///
-/// # Examples
-///
-/// ```
-/// use contextvars::trace::TraceContext;
-///
-/// let trace = TraceContext::new_root();
-/// let id = trace.correlation_id();
-/// assert_eq!(id.to_string(), id.as_str());
-/// assert_eq!(format!("{id:>34}"), format!("  {id}"));
-/// assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CorrelationId(Arc<str>);
-
-impl CorrelationId {
-    /// The ID as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CorrelationId {
-    /// The ID; width and alignment apply (`{:>40}`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
-
-impl fmt::Debug for CorrelationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl AsRef<str> for CorrelationId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl TraceContext {
     /// A new trace with a generated ID, for work that no request started: a scheduler tick,
     /// a queue message, a background job. Each unit of work should get its own.
@@ -158,11 +105,61 @@ impl TraceContext {
     ///
     /// assert_eq!(TraceContext::current(), None);
     /// let trace = TraceContext::new_root();
-    /// assert_eq!(trace.clone().scope(TraceContext::current), Some(trace));
+    /// assert_eq!(trace.clone().sync_scope(TraceContext::current), Some(trace));
     /// ```
     #[must_use]
     pub fn current() -> Option<Self> {
         TRACE_CONTEXT.get()
+    }
+
+    /// Makes this trace the current one in the current context, until the returned token
+    /// is given to [`reset`](Self::reset): for code that cannot wrap the work in
+    /// [`scope`](Self::scope) or [`sync_scope`](Self::sync_scope) (a callback-based
+    /// framework's "request started" and "request finished" hooks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// # contextvars::Context::new().run(|| {
+    /// let trace = TraceContext::new_root();
+    /// let token = trace.clone().set();
+    /// assert_eq!(TraceContext::current(), Some(trace));
+    /// TraceContext::reset(token).unwrap();
+    /// assert_eq!(TraceContext::current(), None);
+    /// # });
+    /// ```
+    pub fn set(self) -> Token<TraceContext> {
+        TRACE_CONTEXT.set(self)
+    }
+
+    /// Restores the trace that was current before the [`set`](Self::set) that returned
+    /// `token`.
+    ///
+    /// # Errors
+    ///
+    /// As `ContextVar::reset`: the token was made in another context.
+    pub fn reset(token: Token<TraceContext>) -> Result<(), ResetError> {
+        TRACE_CONTEXT.reset(token)
+    }
+
+    /// A copy of `context` with this trace as its current one: the context a server gives a
+    /// request, or a message consumer a message, before running its work in it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::Context;
+    /// use contextvars::trace::TraceContext;
+    ///
+    /// let trace = TraceContext::new_root();
+    /// let mut context = trace.clone().set_in(&Context::new());
+    /// assert_eq!(context.run(TraceContext::current), Some(trace));
+    /// ```
+    #[must_use]
+    pub fn set_in(self, context: &Context) -> Context {
+        context.with_value(&TRACE_CONTEXT, self)
     }
 
     /// Builds the context of an incoming request from its headers: an `http::HeaderMap`
@@ -207,10 +204,10 @@ impl TraceContext {
     ) -> Self {
         // Several `X-Trace-ID` headers are ambiguous: all are ignored.
         let pinned = match (x_trace_ids.next(), x_trace_ids.next()) {
-            (Some(one), None) => parse_trace_id_header(one),
+            (Some(one), None) => check_correlation_id(one).ok(),
             _ => None,
         };
-        if let Ok(traceparent) = TraceParent::extract(traceparents) {
+        if let Some(traceparent) = TraceParent::extract(traceparents) {
             // `tracestate` is only looked at when the `traceparent` is valid.
             let tracestate = TraceState::extract(tracestates);
             Self::build(pinned, Some(traceparent), traceparent.trace_id, tracestate)
@@ -223,7 +220,7 @@ impl TraceContext {
     }
 
     /// The trace of a request that continues `parent`, with no pinned ID.
-    #[cfg(feature = "opentelemetry")]
+    #[cfg(feature = "opentelemetry_0_33")]
     pub(super) fn continued(parent: TraceParent, tracestate: TraceState) -> Self {
         Self::build(None, Some(parent), parent.trace_id, tracestate)
     }
@@ -234,10 +231,10 @@ impl TraceContext {
         trace_id: TraceId,
         tracestate: TraceState,
     ) -> Self {
-        let (id, source): (Arc<str>, _) = match (pinned, &incoming) {
-            (Some(id), _) => (id.into(), IdSource::Header),
-            (None, Some(_)) => (trace_id.to_shared_str(), IdSource::TraceParent),
-            (None, None) => (trace_id.to_shared_str(), IdSource::Generated),
+        let (id, source) = match (pinned, &incoming) {
+            (Some(id), _) => (CorrelationId::from_str_checked(id), IdSource::Header),
+            (None, Some(_)) => (CorrelationId::from_trace_id(trace_id), IdSource::TraceParent),
+            (None, None) => (CorrelationId::from_trace_id(trace_id), IdSource::Generated),
         };
         let continued = incoming.is_some();
         // A new trace has no parent: the parent-id is never shown nor sent (every outgoing
@@ -245,11 +242,11 @@ impl TraceContext {
         let traceparent =
             incoming.unwrap_or_else(|| TraceParent::new(trace_id, SpanId::INVALID, TraceFlags::default()));
         let baggage = Baggage::new();
-        let inner = Inner { id: CorrelationId(id), source, traceparent, continued, tracestate, baggage };
+        let inner = Inner { id, source, traceparent, continued, tracestate, baggage };
         Self { inner: Arc::new(inner) }
     }
 
-    /// The correlation ID that log lines show ([`CurrentTraceId`](super::CurrentTraceId)),
+    /// The correlation ID that log lines show ([`CurrentCorrelationId`](super::CurrentCorrelationId)),
     /// the response echoes and the next service receives in `X-Trace-ID`: a valid
     /// `X-Trace-ID`, else the trace-id of a valid `traceparent`, else a generated one.
     ///
@@ -366,7 +363,7 @@ impl TraceContext {
     /// use contextvars::trace::{Baggage, TraceContext};
     ///
     /// let trace = TraceContext::new_root().with_baggage(Baggage::new().with("tenant", "acme").unwrap());
-    /// let mut headers = Vec::new();
+    /// let mut headers: Vec<(&str, String)> = Vec::new();
     /// trace.inject(&mut headers);
     /// assert_eq!(headers.iter().find(|(name, _)| *name == "baggage").unwrap().1, "tenant=acme");
     /// assert_eq!(TraceContext::extract(&headers).baggage().get("tenant"), Some("acme"));
@@ -416,7 +413,7 @@ impl TraceContext {
     /// use contextvars::trace::TraceContext;
     ///
     /// let trace = TraceContext::extract(&[("x-trace-id", "job-7")]);
-    /// let mut headers = Vec::new();
+    /// let mut headers: Vec<(&str, String)> = Vec::new();
     /// trace.inject(&mut headers);
     /// assert_eq!(headers[0].0, "traceparent");
     /// assert_eq!(headers.last().unwrap(), &("x-trace-id", "job-7".to_string()));
@@ -441,29 +438,12 @@ impl TraceContext {
         }
     }
 
-    /// Runs `f` with this trace as the current one (in [`TRACE_CONTEXT`]), restoring the
-    /// previous one afterwards, also when `f` panics.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use contextvars::trace::{CurrentTraceId, TraceContext};
-    ///
-    /// // A queue consumer: each message is its own unit of work, with its own ID.
-    /// for message in ["a", "b"] {
-    ///     TraceContext::new_root().scope(|| {
-    ///         let id = TraceContext::current().unwrap().correlation_id().to_string();
-    ///         assert_eq!(CurrentTraceId.to_string(), id, "handling {message}");
-    ///     });
-    /// }
-    /// assert_eq!(TraceContext::current(), None);
-    /// ```
-    pub fn scope<R>(self, f: impl FnOnce() -> R) -> R {
-        TRACE_CONTEXT.scope(self, f)
-    }
-
     /// Wraps `fut` so that it runs in a snapshot of the current context with this trace in
     /// it: every poll, and every task it spawns with the crate's helpers, sees this trace.
+    /// The future's own changes to context variables stay in it.
+    ///
+    /// For a closure, [`sync_scope`](Self::sync_scope); for a background job, which should
+    /// not carry the request's variables along, [`background`](super::background).
     ///
     /// # Examples
     ///
@@ -472,20 +452,41 @@ impl TraceContext {
     ///
     /// # futures::executor::block_on(async {
     /// let trace = TraceContext::new_root();
-    /// let seen = trace.clone().instrument(async { TraceContext::current() }).await;
+    /// let seen = trace.clone().scope(async { TraceContext::current() }).await;
     /// assert_eq!(seen, Some(trace));
     /// assert_eq!(TraceContext::current(), None);
     /// # });
     /// ```
-    pub fn instrument<F: Future>(self, fut: F) -> WithContext<F> {
-        fut.with_context(Context::current().with_value(&TRACE_CONTEXT, self))
+    pub fn scope<F: Future>(self, fut: F) -> WithContext<F> {
+        fut.with_context(self.set_in(&Context::current()))
+    }
+
+    /// Runs `f` with this trace as the current one, restoring the previous one afterwards,
+    /// also when `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::{CurrentCorrelationId, TraceContext};
+    ///
+    /// // A queue consumer: each message is its own unit of work, with its own ID.
+    /// for message in ["a", "b"] {
+    ///     TraceContext::new_root().sync_scope(|| {
+    ///         let id = TraceContext::current().unwrap().correlation_id().to_string();
+    ///         assert_eq!(CurrentCorrelationId.to_string(), id, "handling {message}");
+    ///     });
+    /// }
+    /// assert_eq!(TraceContext::current(), None);
+    /// ```
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        TRACE_CONTEXT.scope(self, f)
     }
 }
 
 impl fmt::Debug for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TraceContext")
-            .field("trace_id", &self.inner.id)
+            .field("correlation_id", &self.inner.id)
             .field("source", &self.inner.source)
             .field("traceparent", &self.inner.traceparent)
             .field("tracestate", &self.inner.tracestate)

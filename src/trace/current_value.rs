@@ -6,7 +6,7 @@ use crate::ContextVar;
 
 /// Formats as the current value of a context variable, or a placeholder when it has none:
 /// the adapter that puts a variable of your own (a tenant, a user id) into log lines, the
-/// way [`CurrentTraceId`](super::CurrentTraceId) does for the trace ID.
+/// way [`CurrentCorrelationId`](super::CurrentCorrelationId) does for the correlation ID.
 ///
 /// The value is read each time it is formatted, never cached, so one `CurrentValue` serves
 /// every record. Width, fill and alignment (`{:>10}`) apply to the whole value.
@@ -18,7 +18,7 @@ use crate::ContextVar;
 /// use contextvars::trace::CurrentValue;
 ///
 /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
-/// let tenant = CurrentValue::new(&TENANT).or("no-tenant");
+/// let tenant = CurrentValue::new(&TENANT).missing("no-tenant");
 ///
 /// assert_eq!(format!("tenant={tenant}"), "tenant=no-tenant");
 /// TENANT.scope("acme".to_string(), || {
@@ -40,7 +40,7 @@ impl<T: Send + Sync + fmt::Display + 'static> CurrentValue<T> {
 
     /// Shows `missing` instead of `-` when the variable has no value.
     #[must_use]
-    pub const fn or(mut self, missing: &'static str) -> Self {
+    pub const fn missing(mut self, missing: &'static str) -> Self {
         self.missing = missing;
         self
     }
@@ -79,9 +79,9 @@ pub(super) struct Fields(Vec<(&'static str, std::sync::Arc<dyn fmt::Display + Se
 
 #[cfg(any(feature = "log", feature = "tracing"))]
 impl Fields {
-    /// `trace_id` alone.
-    pub(super) fn trace_id() -> Self {
-        Self(vec![("trace_id", std::sync::Arc::new(super::CurrentTraceId))])
+    /// `correlation_id` alone.
+    pub(super) fn correlation_id() -> Self {
+        Self(vec![("correlation_id", std::sync::Arc::new(super::CurrentCorrelationId))])
     }
 
     pub(super) fn rename_first(&mut self, key: &'static str) {

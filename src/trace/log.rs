@@ -1,22 +1,25 @@
-//! Trace IDs, and any context variable, in the records of the `log` facade.
+//! Correlation IDs, and any context variable, in the records of the `log` facade.
 //!
 //! Two ways in, both reading the values when each record is emitted:
-//! - format with [`CurrentTraceId`](super::CurrentTraceId) (or
+//! - format with [`CurrentCorrelationId`](super::CurrentCorrelationId) (or
 //!   [`CurrentValue`](super::CurrentValue) for a variable of your own) in any logger that
 //!   takes a format, e.g. `env_logger`:
 //!
 //! ```
 //! use std::io::Write;
-//! use contextvars::trace::CurrentTraceId;
+//! use contextvars::trace::CurrentCorrelationId;
 //!
 //! let logger = env_logger::Builder::new()
-//!     .format(|buf, record| writeln!(buf, "{} trace_id={} {}", record.level(), CurrentTraceId, record.args()))
+//!     .format(|buf, record| {
+//!         writeln!(buf, "{} correlation_id={} {}", record.level(), CurrentCorrelationId, record.args())
+//!     })
 //!     .build();
 //! # drop(logger);
 //! ```
 //!
-//! - or wrap any `log::Log` in [`TraceIdLogger`], which puts `trace_id=<id> ` (and the
-//!   variables you add) in front of every message and keeps the record's key-values.
+//! - or wrap any `log::Log` in [`CorrelationIdLogger`], which puts `correlation_id=<id> `
+//!   (and the variables you add) in front of every message and keeps the record's
+//!   key-values.
 //!
 //! With the `test-util` feature, `LogCapture` records what a test logs, with the ID of
 //! each record, and checks that no request lost or mixed up its ID.
@@ -33,10 +36,11 @@ mod capture;
 #[cfg(feature = "test-util")]
 pub use capture::{CaptureError, CapturedRecord, LogCapture};
 
-/// Wraps a `log::Log` so that every message starts with `trace_id=<id> ` (the key can be
-/// changed), the ID being the current request's, or [`NO_TRACE`](super::NO_TRACE), followed
-/// by `key=value ` for each variable added with [`with_var`](Self::with_var). The record's
-/// level, target, location and key-values are passed on unchanged.
+/// Wraps a `log::Log` so that every message starts with `correlation_id=<id> ` (the key can
+/// be changed with [`key`](Self::key)), the ID being the current request's, or
+/// [`NO_TRACE`](super::NO_TRACE), followed by `key=value ` for each variable added with
+/// [`var`](Self::var). The record's level, target, location and key-values are passed on
+/// unchanged.
 ///
 /// # Examples
 ///
@@ -46,7 +50,7 @@ pub use capture::{CaptureError, CapturedRecord, LogCapture};
 /// ```
 /// use contextvars::ContextVar;
 /// use contextvars::trace::TraceContext;
-/// use contextvars::trace::log::TraceIdLogger;
+/// use contextvars::trace::log::CorrelationIdLogger;
 /// # use std::sync::{Arc, Mutex};
 /// # struct Lines(Arc<Mutex<Vec<String>>>);
 /// # impl log::Log for Lines {
@@ -60,38 +64,39 @@ pub use capture::{CaptureError, CapturedRecord, LogCapture};
 /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
 ///
 /// // `inner` is any logger: env_logger, simplelog, your own
-/// TraceIdLogger::new(inner).with_var("tenant", &TENANT).init(log::LevelFilter::Info).unwrap();
+/// CorrelationIdLogger::new(inner).var("tenant", &TENANT).init(log::LevelFilter::Info);
 ///
-/// TraceContext::extract(&[("x-trace-id", "req-1")]).scope(|| {
+/// TraceContext::extract(&[("x-trace-id", "req-1")]).sync_scope(|| {
 ///     TENANT.scope("acme".into(), || log::info!("paid"));
 /// });
 /// log::warn!("idle");
 /// assert_eq!(*lines.lock().unwrap(), [
-///     "INFO trace_id=req-1 tenant=acme paid",
-///     "WARN trace_id=no-trace tenant=- idle",
+///     "INFO correlation_id=req-1 tenant=acme paid",
+///     "WARN correlation_id=no-trace tenant=- idle",
 /// ]);
 /// ```
-pub struct TraceIdLogger<L> {
+pub struct CorrelationIdLogger<L> {
     inner: L,
     fields: Fields,
 }
 
-impl<L: Log> TraceIdLogger<L> {
-    /// Wraps `inner`, with the key `trace_id`.
+impl<L: Log> CorrelationIdLogger<L> {
+    /// Wraps `inner`, with the key `correlation_id`.
+    #[must_use]
     pub fn new(inner: L) -> Self {
-        Self { inner, fields: Fields::trace_id() }
+        Self { inner, fields: Fields::correlation_id() }
     }
 
-    /// Uses `key` instead of `trace_id`.
+    /// Uses `key` instead of `correlation_id`.
     #[must_use]
-    pub fn with_key(mut self, key: &'static str) -> Self {
+    pub fn key(mut self, key: &'static str) -> Self {
         self.fields.rename_first(key);
         self
     }
 
-    /// Adds `key=<value of var>` after the trace ID (`-` when it has no value).
+    /// Adds `key=<value of var>` after the correlation ID (`-` when it has no value).
     #[must_use]
-    pub fn with_var<T: Send + Sync + fmt::Display + 'static>(
+    pub fn var<T: Send + Sync + fmt::Display + 'static>(
         mut self,
         key: &'static str,
         var: &'static ContextVar<T>,
@@ -102,10 +107,27 @@ impl<L: Log> TraceIdLogger<L> {
 
     /// Installs the logger as the global one and sets `log`'s maximum level to `level`.
     ///
+    /// # Panics
+    ///
+    /// When a global logger is already installed; [`try_init`](Self::try_init) returns the
+    /// error instead.
+    #[track_caller]
+    pub fn init(self, level: LevelFilter)
+    where
+        L: Send + Sync + 'static,
+    {
+        if let Err(error) = self.try_init(level) {
+            panic!("CorrelationIdLogger::init: {error}");
+        }
+    }
+
+    /// Installs the logger as the global one and sets `log`'s maximum level to `level`,
+    /// unless a global logger is already installed.
+    ///
     /// # Errors
     ///
     /// When a global logger is already installed.
-    pub fn init(self, level: LevelFilter) -> Result<(), SetLoggerError>
+    pub fn try_init(self, level: LevelFilter) -> Result<(), SetLoggerError>
     where
         L: Send + Sync + 'static,
     {
@@ -115,6 +137,7 @@ impl<L: Log> TraceIdLogger<L> {
     }
 
     /// The wrapped logger.
+    #[must_use]
     pub const fn get_ref(&self) -> &L {
         &self.inner
     }
@@ -143,7 +166,7 @@ impl fmt::Display for Prefixed<'_> {
     }
 }
 
-impl<L: Log> Log for TraceIdLogger<L> {
+impl<L: Log> Log for CorrelationIdLogger<L> {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         self.inner.enabled(metadata)
     }
@@ -167,9 +190,9 @@ impl<L: Log> Log for TraceIdLogger<L> {
     }
 }
 
-impl<L: fmt::Debug> fmt::Debug for TraceIdLogger<L> {
+impl<L: fmt::Debug> fmt::Debug for CorrelationIdLogger<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceIdLogger")
+        f.debug_struct("CorrelationIdLogger")
             .field("inner", &self.inner)
             .field("keys", &self.fields.keys().collect::<Vec<_>>())
             .finish()

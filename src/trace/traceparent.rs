@@ -197,6 +197,10 @@ impl fmt::Debug for TraceFlags {
 /// with `-` (and is ignored). Spaces and tabs around the value are HTTP's optional
 /// whitespace and are skipped.
 ///
+/// The fields can be read; a value is built with [`new`](Self::new), [`parse`](Self::parse)
+/// or [`child`](Self::child) (the struct is `#[non_exhaustive]`, so that a later level's
+/// fields can be added).
+///
 /// # Examples
 ///
 /// ```
@@ -215,6 +219,7 @@ impl fmt::Debug for TraceFlags {
 ///     Err(TraceParentError::ForbiddenVersion),
 /// );
 /// ```
+#[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct TraceParent {
     /// The version: `0` for the format of level 1; higher ones are parsed by their prefix.
@@ -291,9 +296,26 @@ impl TraceParent {
         Ok(Self { version, trace_id, parent_id, flags: TraceFlags(flags) })
     }
 
-    /// Parses the `traceparent` of a request from all its `traceparent` header values, in
-    /// the order received: exactly one must be present, as the specification requires
-    /// (several, even identical, restart the trace).
+    /// The `traceparent` of a request, from all its `traceparent` header values in the order
+    /// received: `None` unless exactly one is present and it is valid, as the specification
+    /// requires (several, even identical, restart the trace). Never fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::TraceParent;
+    ///
+    /// let value = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
+    /// assert!(TraceParent::extract([value]).is_some());
+    /// assert_eq!(TraceParent::extract([value, value]), None);
+    /// assert_eq!(TraceParent::extract([]), None);
+    /// ```
+    #[must_use]
+    pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<Self> {
+        Self::try_extract(values).ok()
+    }
+
+    /// [`extract`](Self::extract), saying why the request has no usable `traceparent`.
     ///
     /// # Errors
     ///
@@ -306,11 +328,11 @@ impl TraceParent {
     /// use contextvars::trace::{TraceParent, TraceParentError};
     ///
     /// let value = &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..];
-    /// assert!(TraceParent::extract([value]).is_ok());
-    /// assert_eq!(TraceParent::extract([value, value]), Err(TraceParentError::Duplicated));
-    /// assert_eq!(TraceParent::extract([]), Err(TraceParentError::Missing));
+    /// assert!(TraceParent::try_extract([value]).is_ok());
+    /// assert_eq!(TraceParent::try_extract([value, value]), Err(TraceParentError::Duplicated));
+    /// assert_eq!(TraceParent::try_extract([]), Err(TraceParentError::Missing));
     /// ```
-    pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, TraceParentError> {
+    pub fn try_extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, TraceParentError> {
         let mut values = values.into_iter();
         let first = values.next().ok_or(TraceParentError::Missing)?;
         if values.next().is_some() {
@@ -641,9 +663,10 @@ mod tests {
     fn several_headers_restart_the_trace() {
         let a = format!("00-{T}-{P}-01");
         let b = "00-12345678901234567890123456789011-1234567890123456-01";
-        assert_eq!(TraceParent::extract([a.as_bytes(), b.as_bytes()]), Err(TraceParentError::Duplicated));
-        assert_eq!(TraceParent::extract([a.as_bytes(), a.as_bytes()]), Err(TraceParentError::Duplicated));
-        assert_eq!(TraceParent::extract([]), Err(TraceParentError::Missing));
+        assert_eq!(TraceParent::try_extract([a.as_bytes(), b.as_bytes()]), Err(TraceParentError::Duplicated));
+        assert_eq!(TraceParent::try_extract([a.as_bytes(), a.as_bytes()]), Err(TraceParentError::Duplicated));
+        assert_eq!(TraceParent::try_extract([]), Err(TraceParentError::Missing));
+        assert_eq!(TraceParent::extract([a.as_bytes(), a.as_bytes()]), None);
         assert_eq!(TraceParent::extract([a.as_bytes()]).unwrap().trace_id.to_string(), T);
     }
 

@@ -108,6 +108,7 @@ impl TraceState {
     ///
     /// assert!(TraceState::extract([&b"a=1"[..], b"b="]).is_empty());
     /// ```
+    #[must_use]
     pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
         Self::try_extract(values).unwrap_or_default()
     }

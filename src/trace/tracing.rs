@@ -1,4 +1,4 @@
-//! Trace IDs, and any context variable, in `tracing-subscriber`'s fmt output.
+//! Correlation IDs, and any context variable, in `tracing-subscriber`'s fmt output.
 
 use std::fmt;
 
@@ -10,19 +10,20 @@ use tracing_subscriber::registry::LookupSpan;
 use super::current_value::Fields;
 use crate::ContextVar;
 
-/// Wraps an event format so that every line carries `trace_id` (the key can be changed),
-/// and the variables added with [`with_var`](Self::with_var), read from the current
-/// context when the event is formatted.
+/// Wraps an event format so that every line carries `correlation_id` (the key can be
+/// changed with [`key`](Self::key)), and the variables added with [`var`](Self::var), read
+/// from the current context when the event is formatted.
 ///
-/// Text formats (`full`, `compact`, `pretty`) get `trace_id=<id> ` in front of the line. A
-/// format that writes a JSON object (`.json()`) gets `"trace_id":"<id>"` as the object's
-/// first member, so that each line stays one valid JSON object with the ID a real field.
+/// Text formats (`full`, `compact`, `pretty`) get `correlation_id=<id> ` in front of the
+/// line. A format that writes a JSON object (`.json()`) gets `"correlation_id":"<id>"` as
+/// the object's first member, so that each line stays one valid JSON object with the ID a
+/// real field.
 ///
 /// # Examples
 ///
 /// ```
 /// use contextvars::trace::TraceContext;
-/// use contextvars::trace::tracing::TraceIdFormat;
+/// use contextvars::trace::tracing::CorrelationIdFormat;
 /// # use std::sync::{Arc, Mutex};
 /// # #[derive(Clone, Default)]
 /// # struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -35,39 +36,40 @@ use crate::ContextVar;
 ///
 /// let format = tracing_subscriber::fmt::format().without_time().with_target(false).compact();
 /// let subscriber = tracing_subscriber::fmt()
-///     .event_format(TraceIdFormat::new(format))
+///     .event_format(CorrelationIdFormat::new(format))
 ///     .with_writer(writer)
 ///     .finish();
 /// tracing::subscriber::with_default(subscriber, || {
 ///     tracing::info!("ready");
-///     TraceContext::extract(&[("x-trace-id", "req-1")]).scope(|| tracing::info!(user = 5, "paid"));
+///     TraceContext::extract(&[("x-trace-id", "req-1")]).sync_scope(|| tracing::info!(user = 5, "paid"));
 /// });
 /// let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-/// assert_eq!(output, "trace_id=no-trace  INFO ready\ntrace_id=req-1  INFO paid user=5\n");
+/// assert_eq!(output, "correlation_id=no-trace  INFO ready\ncorrelation_id=req-1  INFO paid user=5\n");
 /// ```
 #[derive(Clone)]
-pub struct TraceIdFormat<F> {
+pub struct CorrelationIdFormat<F> {
     inner: F,
     fields: Fields,
 }
 
-impl<F> TraceIdFormat<F> {
-    /// Wraps `inner`, with the key `trace_id`.
+impl<F> CorrelationIdFormat<F> {
+    /// Wraps `inner`, with the key `correlation_id`.
+    #[must_use]
     pub fn new(inner: F) -> Self {
-        Self { inner, fields: Fields::trace_id() }
+        Self { inner, fields: Fields::correlation_id() }
     }
 
-    /// Uses `key` instead of `trace_id`.
+    /// Uses `key` instead of `correlation_id`.
     #[must_use]
-    pub fn with_key(mut self, key: &'static str) -> Self {
+    pub fn key(mut self, key: &'static str) -> Self {
         self.fields.rename_first(key);
         self
     }
 
     /// Adds the field `key`, the current value of `var` (`-` when it has none), after the
-    /// trace ID.
+    /// correlation ID.
     #[must_use]
-    pub fn with_var<T: Send + Sync + fmt::Display + 'static>(
+    pub fn var<T: Send + Sync + fmt::Display + 'static>(
         mut self,
         key: &'static str,
         var: &'static ContextVar<T>,
@@ -77,6 +79,7 @@ impl<F> TraceIdFormat<F> {
     }
 
     /// The wrapped format.
+    #[must_use]
     pub const fn get_ref(&self) -> &F {
         &self.inner
     }
@@ -92,7 +95,7 @@ impl<F> TraceIdFormat<F> {
     }
 }
 
-impl<S, N, F> FormatEvent<S, N> for TraceIdFormat<F>
+impl<S, N, F> FormatEvent<S, N> for CorrelationIdFormat<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -126,9 +129,9 @@ where
     }
 }
 
-impl<F: fmt::Debug> fmt::Debug for TraceIdFormat<F> {
+impl<F: fmt::Debug> fmt::Debug for CorrelationIdFormat<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceIdFormat")
+        f.debug_struct("CorrelationIdFormat")
             .field("inner", &self.inner)
             .field("keys", &self.fields.keys().collect::<Vec<_>>())
             .finish()

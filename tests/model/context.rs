@@ -101,15 +101,15 @@ impl Drop for V {
 /// it, or a nested read. Each leaves the current context's values as they were. The values
 /// these actions store act on nothing themselves.
 fn reenter(seed: i64) {
-    if REENTERED.with(|reentered| reentered.replace(true)) {
-        return;
-    }
     /// Lowers the flag, also when unwinding.
     struct Lower;
     impl Drop for Lower {
         fn drop(&mut self) {
             REENTERED.with(|reentered| reentered.set(false));
         }
+    }
+    if REENTERED.with(|reentered| reentered.replace(true)) {
+        return;
     }
     let _lower = Lower;
     let var = cvar(seed.rem_euclid(5) as usize);

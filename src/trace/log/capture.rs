@@ -1,4 +1,4 @@
-//! A test tool: [`LogCapture`], a `log::Log` that keeps each record with the trace ID
+//! A test tool: [`LogCapture`], a `log::Log` that keeps each record with the correlation ID
 //! current when it was emitted, and [`LogCapture::check`] (feature `test-util`).
 
 use std::collections::HashMap;
@@ -8,9 +8,10 @@ use std::sync::Mutex;
 
 use ::log::{Level, Log, Metadata, Record};
 
-use crate::trace::TRACE_CONTEXT;
+use crate::trace::context::TRACE_CONTEXT;
 
 /// One record seen by [`LogCapture`].
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturedRecord {
     /// The record's level.
@@ -19,12 +20,34 @@ pub struct CapturedRecord {
     pub target: String,
     /// The formatted message.
     pub message: String,
-    /// The trace ID current when the record was emitted; `None` outside any request.
-    pub trace_id: Option<String>,
+    /// The correlation ID current when the record was emitted; `None` outside any request.
+    pub correlation_id: Option<String>,
 }
 
-/// A `log::Log` that keeps every record with the trace ID current when it was emitted, for
-/// tests that check that no log line loses its request.
+impl CapturedRecord {
+    /// A record, for feeding [`LogCapture::check`] by hand.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::trace::log::CapturedRecord;
+    ///
+    /// let record = CapturedRecord::new(log::Level::Info, "app", "paid", Some("req-1"));
+    /// assert_eq!(record.correlation_id.as_deref(), Some("req-1"));
+    /// ```
+    #[must_use]
+    pub fn new(level: Level, target: &str, message: &str, correlation_id: Option<&str>) -> Self {
+        Self {
+            level,
+            target: target.to_owned(),
+            message: message.to_owned(),
+            correlation_id: correlation_id.map(str::to_owned),
+        }
+    }
+}
+
+/// A `log::Log` that keeps every record with the correlation ID current when it was emitted,
+/// for tests that check that no log line loses its request.
 ///
 /// # Examples
 ///
@@ -32,9 +55,9 @@ pub struct CapturedRecord {
 /// use contextvars::trace::log::LogCapture;
 /// use contextvars::trace::TraceContext;
 ///
-/// let capture = LogCapture::install().unwrap();
+/// let capture = LogCapture::init();
 /// for request in 0..3 {
-///     TraceContext::new_root().scope(|| log::info!("request {request}: handled"));
+///     TraceContext::new_root().sync_scope(|| log::info!("request {request}: handled"));
 /// }
 /// log::info!("not part of a request");
 ///
@@ -61,10 +84,25 @@ impl LogCapture {
     /// share it: tag the records each test checks (for example with a per-test prefix in the
     /// request key) and read them with [`records`](Self::records).
     ///
+    /// # Panics
+    ///
+    /// When another global logger is already installed; [`try_init`](Self::try_init)
+    /// returns the error instead.
+    #[track_caller]
+    #[allow(clippy::must_use_candidate, reason = "often called for its effect alone, installing the logger")]
+    pub fn init() -> &'static LogCapture {
+        match Self::try_init() {
+            Ok(capture) => capture,
+            Err(error) => panic!("LogCapture::init: {error}"),
+        }
+    }
+
+    /// [`init`](Self::init), unless another global logger is already installed.
+    ///
     /// # Errors
     ///
     /// When another global logger is already installed.
-    pub fn install() -> Result<&'static LogCapture, ::log::SetLoggerError> {
+    pub fn try_init() -> Result<&'static LogCapture, ::log::SetLoggerError> {
         static GLOBAL: LogCapture = LogCapture::new();
         static INSTALLED: Mutex<bool> = Mutex::new(false);
         let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -91,7 +129,8 @@ impl LogCapture {
     }
 
     /// Checks the records that `request_of` attributes to a request: none may have been
-    /// emitted outside a trace, and all the records of one request must carry one trace ID.
+    /// emitted outside a trace, and all the records of one request must carry one
+    /// correlation ID.
     /// Returns how many records were checked.
     ///
     /// # Examples
@@ -100,19 +139,14 @@ impl LogCapture {
     /// use contextvars::trace::log::{CaptureError, CapturedRecord, LogCapture};
     /// use contextvars::trace::TraceContext;
     ///
-    /// let record = |message: &str, trace_id: Option<&str>| CapturedRecord {
-    ///     level: log::Level::Info,
-    ///     target: "app".into(),
-    ///     message: message.into(),
-    ///     trace_id: trace_id.map(Into::into),
-    /// };
+    /// let record = |message: &str, id: Option<&str>| CapturedRecord::new(log::Level::Info, "app", message, id);
     /// let request_of = |r: &CapturedRecord| r.message.split(' ').next().map(str::to_owned);
     ///
     /// let good = [record("r1 start", Some("a")), record("r1 done", Some("a")), record("r2 start", Some("b"))];
     /// assert_eq!(LogCapture::check(&good, request_of), Ok(3));
     ///
     /// let lost = [record("r1 start", Some("a")), record("r1 worker", None)];
-    /// assert!(matches!(LogCapture::check(&lost, request_of), Err(CaptureError::NoTraceId { .. })));
+    /// assert!(matches!(LogCapture::check(&lost, request_of), Err(CaptureError::NoCorrelationId { .. })));
     ///
     /// let mixed = [record("r1 start", Some("a")), record("r1 done", Some("b"))];
     /// assert!(matches!(LogCapture::check(&mixed, request_of), Err(CaptureError::MixedIds { .. })));
@@ -120,7 +154,7 @@ impl LogCapture {
     ///
     /// # Errors
     ///
-    /// The first record emitted inside a request without a trace ID, or the first request
+    /// The first record emitted inside a request without a correlation ID, or the first request
     /// whose records carry two different IDs.
     pub fn check<K: Eq + Hash + fmt::Debug>(
         records: &[CapturedRecord],
@@ -131,8 +165,8 @@ impl LogCapture {
         for record in records {
             let Some(request) = request_of(record) else { continue };
             checked += 1;
-            let Some(id) = record.trace_id.as_deref() else {
-                return Err(CaptureError::NoTraceId { message: record.message.clone() });
+            let Some(id) = record.correlation_id.as_deref() else {
+                return Err(CaptureError::NoCorrelationId { message: record.message.clone() });
             };
             let first = *ids.entry(request).or_insert(id);
             if first != id {
@@ -153,12 +187,12 @@ impl Log for LogCapture {
     }
 
     fn log(&self, record: &Record<'_>) {
-        let trace_id = TRACE_CONTEXT.with(|trace| trace.map(|t| t.correlation_id().to_string()));
+        let correlation_id = TRACE_CONTEXT.with(|trace| trace.map(|t| t.correlation_id().to_string()));
         let captured = CapturedRecord {
             level: record.level(),
             target: record.target().to_owned(),
             message: record.args().to_string(),
-            trace_id,
+            correlation_id,
         };
         self.lock().push(captured);
     }
@@ -173,20 +207,20 @@ impl Log for LogCapture {
 /// ```
 /// use contextvars::trace::log::CaptureError;
 ///
-/// let error = CaptureError::NoTraceId { message: "req=1 worker".into() };
-/// assert_eq!(error.to_string(), r#"record emitted inside a request has no trace id: "req=1 worker""#);
+/// let error = CaptureError::NoCorrelationId { message: "req=1 worker".into() };
+/// assert_eq!(error.to_string(), r#"record emitted inside a request has no correlation id: "req=1 worker""#);
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureError {
-    /// A record emitted inside a request carried no trace ID: the request's context was lost
-    /// on the way (a thread pool job or a task spawned without the crate's helpers).
-    NoTraceId {
+    /// A record emitted inside a request carried no correlation ID: the request's context was
+    /// lost on the way (a thread pool job or a task spawned without the crate's helpers).
+    NoCorrelationId {
         /// The record's message.
         message: String,
     },
-    /// One request's records carried two different trace IDs: another request's context
-    /// leaked in.
+    /// One request's records carried two different correlation IDs: another request's
+    /// context leaked in.
     MixedIds {
         /// The message of the record with the second ID.
         message: String,
@@ -200,11 +234,11 @@ pub enum CaptureError {
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoTraceId { message } => {
-                write!(f, "record emitted inside a request has no trace id: {message:?}")
+            Self::NoCorrelationId { message } => {
+                write!(f, "record emitted inside a request has no correlation id: {message:?}")
             }
             Self::MixedIds { message, first, second } => {
-                write!(f, "request logged with trace id {first} and then {second}: {message:?}")
+                write!(f, "request logged with correlation id {first} and then {second}: {message:?}")
             }
         }
     }

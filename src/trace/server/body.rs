@@ -1,4 +1,4 @@
-//! [`TraceContextBody`]: a response body whose frames are polled in the request's context.
+//! [`ResponseBody`]: a response body whose frames are polled in the request's context.
 
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use crate::Context;
 
 pin_project! {
-    /// The response body of [`TraceContextService`](super::TraceContextService): the
+    /// The response body of [`TraceContextServer`](super::TraceContextServer): the
     /// handler's body, each frame polled in the request's context, so that a streamed body
     /// (server-sent events, a chunked download) that logs while it produces frames logs with
     /// the request's ID, to the last frame. The body is dropped in that context too.
@@ -17,31 +17,32 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use contextvars::trace::{CurrentTraceId, TraceContext, TraceContextBody};
+    /// use contextvars::trace::{CurrentCorrelationId, TraceContext};
+    /// use contextvars::trace::server::ResponseBody;
     /// use http_body_util::{BodyExt, StreamBody};
     /// use hyper::body::{Bytes, Frame};
     ///
     /// # futures::executor::block_on(async {
     /// let frames = futures::stream::iter(0..2).map(|i| {
     ///     // a frame logs while it is produced
-    ///     Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(format!("{i}:{CurrentTraceId} "))))
+    ///     Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(format!("{i}:{CurrentCorrelationId} "))))
     /// });
     /// # use futures::StreamExt;
     /// let trace = TraceContext::extract(&[("x-trace-id", &b"sse-1"[..])]);
-    /// let context = contextvars::Context::new().with_value(&contextvars::trace::TRACE_CONTEXT, trace);
-    /// let body = TraceContextBody::new(StreamBody::new(frames), context);
+    /// let context = trace.set_in(&contextvars::Context::new());
+    /// let body = ResponseBody::new(StreamBody::new(frames), context);
     /// let bytes = body.collect().await.unwrap().to_bytes();
     /// assert_eq!(bytes, "0:sse-1 1:sse-1 ");
     /// # });
     /// ```
     #[must_use = "a body does nothing unless polled"]
-    pub struct TraceContextBody<B> {
+    pub struct ResponseBody<B> {
         #[pin]
         inner: Option<B>,
         context: Context,
     }
 
-    impl<B> PinnedDrop for TraceContextBody<B> {
+    impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             let mut inner = this.inner;
@@ -50,8 +51,9 @@ pin_project! {
     }
 }
 
-impl<B> TraceContextBody<B> {
+impl<B> ResponseBody<B> {
     /// Wraps `inner`, to be polled in `context`.
+    #[must_use = "a body does nothing unless polled"]
     pub fn new(inner: B, context: Context) -> Self {
         Self { inner: Some(inner), context }
     }
@@ -85,7 +87,7 @@ impl<B> TraceContextBody<B> {
     }
 }
 
-impl<B: Body> Body for TraceContextBody<B> {
+impl<B: Body> Body for ResponseBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -110,8 +112,8 @@ impl<B: Body> Body for TraceContextBody<B> {
     }
 }
 
-impl<B> std::fmt::Debug for TraceContextBody<B> {
+impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceContextBody").finish_non_exhaustive()
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
     }
 }

@@ -1,5 +1,4 @@
-//! [`TraceContextFuture`]: the response future of
-//! [`TraceContextService`](super::TraceContextService).
+//! [`ResponseFuture`]: the response future of [`TraceContextServer`](super::TraceContextServer).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,15 +7,15 @@ use std::task::{Context as TaskContext, Poll};
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use super::TraceContextBody;
+use super::ResponseBody;
 use crate::{Context, WithContext};
 
 pin_project! {
-    /// Future for [`TraceContextService::call`](super::TraceContextService): polls the inner
+    /// Future for [`TraceContextServer::call`](super::TraceContextServer): polls the inner
     /// response future in the request's context, echoes the correlation ID, and wraps the
     /// body so that its frames are polled in the request's context too.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct TraceContextFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: WithContext<F>,
         context: Option<Context>,
@@ -24,7 +23,7 @@ pin_project! {
     }
 }
 
-impl<F> TraceContextFuture<F> {
+impl<F> ResponseFuture<F> {
     pub(super) fn new(
         inner: WithContext<F>,
         context: Context,
@@ -34,11 +33,11 @@ impl<F> TraceContextFuture<F> {
     }
 }
 
-impl<F, B, E> Future for TraceContextFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<TraceContextBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -47,12 +46,12 @@ where
             response.headers_mut().insert(name, value);
         }
         let context = this.context.take().unwrap_or_default();
-        Poll::Ready(Ok(response.map(|body| TraceContextBody::new(body, context))))
+        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, context))))
     }
 }
 
-impl<F> std::fmt::Debug for TraceContextFuture<F> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceContextFuture").field("echo", &self.echo).finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").field("echo", &self.echo).finish_non_exhaustive()
     }
 }

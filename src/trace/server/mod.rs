@@ -1,5 +1,7 @@
-//! [`TraceContextLayer`]: `tower` middleware that runs each request in a context holding its
-//! trace, and [`TraceContextService`], the service it builds.
+//! Server-side `tower` middleware (feature `tower-trace`): [`TraceContextServerLayer`] runs
+//! each request in a context of its own holding its trace; [`TraceContextServer`] is the
+//! service it builds, [`ResponseFuture`] its response future and [`ResponseBody`] its
+//! response body.
 
 use std::task::{Context as TaskContext, Poll};
 
@@ -8,15 +10,21 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::baggage_var::check_keys;
-use super::{Baggage, TRACE_CONTEXT, TraceContext, TraceContextBody, TraceContextFuture, TravellingVar};
+use super::{Baggage, TraceContext, TravellingVar};
 use crate::{Context, FutureExt};
+
+mod body;
+mod future;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
 
 /// A `tower` layer that gives every request its [`TraceContext`].
 ///
-/// For each request, [`TraceContextService`] extracts the trace from the headers (as
+/// For each request, [`TraceContextServer`] extracts the trace from the headers (as
 /// [`TraceContext::extract`] does) and calls the inner service inside a snapshot of the
-/// current context with [`TRACE_CONTEXT`] set: the call itself, every poll of the response
-/// future, every poll of the response body's frames ([`TraceContextBody`]: a streamed or
+/// current context with that trace current: the call itself, every poll of the response
+/// future, every poll of the response body's frames ([`ResponseBody`]: a streamed or
 /// server-sent body keeps its ID to the last frame), and every task spawned from them with
 /// the crate's helpers see it, through [`TraceContext::current`]. The response carries the
 /// correlation ID back in the ID header. Nothing is reset by hand: nothing leaks out of the
@@ -42,14 +50,14 @@ use crate::{Context, FutureExt};
 /// exists and after it is gone: its lines, access logs included, show `no-trace`.
 ///
 /// ```
-/// use contextvars::trace::TraceContextLayer;
+/// use contextvars::trace::server::TraceContextServerLayer;
 /// use tower::ServiceBuilder;
 /// # use tower::Layer;
 /// # let access_log = tower::layer::util::Identity::new();
 /// # let handler = tower::service_fn(|_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) });
 ///
 /// let service = ServiceBuilder::new()
-///     .layer(TraceContextLayer::new()) // first: outermost
+///     .layer(TraceContextServerLayer::new()) // first: outermost
 ///     .layer(access_log)               // its lines carry the request's ID
 ///     .service(handler);
 /// # drop(service);
@@ -58,7 +66,8 @@ use crate::{Context, FutureExt};
 /// # Examples
 ///
 /// ```
-/// use contextvars::trace::{TraceContext, TraceContextLayer};
+/// use contextvars::trace::TraceContext;
+/// use contextvars::trace::server::TraceContextServerLayer;
 /// use http::{Request, Response};
 /// use tower::{service_fn, Layer, Service, ServiceExt};
 ///
@@ -67,7 +76,7 @@ use crate::{Context, FutureExt};
 ///     let id = TraceContext::current().unwrap().correlation_id().to_string();
 ///     Ok::<_, std::convert::Infallible>(Response::new(id))
 /// });
-/// let mut service = TraceContextLayer::new().id_header(http::HeaderName::from_static("x-request-id")).layer(handler);
+/// let mut service = TraceContextServerLayer::new().id_header(http::HeaderName::from_static("x-request-id")).layer(handler);
 ///
 /// let request = Request::builder().header("x-request-id", "abc-123").body(()).unwrap();
 /// let response = service.ready().await.unwrap().call(request).await.unwrap();
@@ -76,7 +85,7 @@ use crate::{Context, FutureExt};
 /// # });
 /// ```
 #[derive(Debug, Clone)]
-pub struct TraceContextLayer {
+pub struct TraceContextServerLayer {
     config: Config,
 }
 
@@ -111,7 +120,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-impl TraceContextLayer {
+impl TraceContextServerLayer {
     /// The layer with its defaults: `x-trace-id`, incoming headers trusted, the ID echoed.
     #[must_use]
     pub const fn new() -> Self {
@@ -132,7 +141,8 @@ impl TraceContextLayer {
     /// # Examples
     ///
     /// ```
-    /// use contextvars::trace::{IdSource, TraceContext, TraceContextLayer};
+    /// use contextvars::trace::{IdSource, TraceContext};
+    /// use contextvars::trace::server::TraceContextServerLayer;
     /// use http::{Request, Response};
     /// use tower::{service_fn, Layer, ServiceExt};
     ///
@@ -140,7 +150,7 @@ impl TraceContextLayer {
     /// let handler = service_fn(|_: Request<()>| async {
     ///     Ok::<_, std::convert::Infallible>(Response::new(TraceContext::current().unwrap().source()))
     /// });
-    /// let edge = TraceContextLayer::new().trust_incoming(false).layer(handler);
+    /// let edge = TraceContextServerLayer::new().trust_incoming(false).layer(handler);
     /// let request = Request::builder().header("x-trace-id", "from-a-client").body(()).unwrap();
     /// let response = edge.oneshot(request).await.unwrap();
     /// assert_eq!(*response.body().get_ref(), IdSource::Generated);
@@ -173,7 +183,8 @@ impl TraceContextLayer {
     ///
     /// ```
     /// use contextvars::ContextVar;
-    /// use contextvars::trace::{BaggageVar, TraceContextLayer, TravellingVar};
+    /// use contextvars::trace::{BaggageVar, TravellingVar};
+    /// use contextvars::trace::server::TraceContextServerLayer;
     /// use http::{Request, Response};
     /// use tower::{service_fn, Layer, ServiceExt};
     ///
@@ -182,7 +193,7 @@ impl TraceContextLayer {
     ///
     /// # futures::executor::block_on(async {
     /// let handler = service_fn(|_: Request<()>| async { Ok::<_, std::convert::Infallible>(Response::new(TENANT.get())) });
-    /// let service = TraceContextLayer::new().baggage_vars(&TRAVELLING).layer(handler);
+    /// let service = TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(handler);
     /// let request = Request::builder().header("baggage", "tenant=acme,other=1").body(()).unwrap();
     /// let response = service.oneshot(request).await.unwrap();
     /// assert_eq!(response.into_body().into_inner().as_deref(), Some("acme"));
@@ -204,26 +215,27 @@ impl TraceContextLayer {
     }
 }
 
-impl Default for TraceContextLayer {
+impl Default for TraceContextServerLayer {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S> Layer<S> for TraceContextLayer {
-    type Service = TraceContextService<S>;
+impl<S> Layer<S> for TraceContextServerLayer {
+    type Service = TraceContextServer<S>;
 
-    fn layer(&self, inner: S) -> TraceContextService<S> {
-        TraceContextService { inner, config: self.config.clone() }
+    fn layer(&self, inner: S) -> TraceContextServer<S> {
+        TraceContextServer { inner, config: self.config.clone() }
     }
 }
 
-/// The service built by [`TraceContextLayer`]; see there for what it does.
+/// The service built by [`TraceContextServerLayer`]; see there for what it does.
 ///
 /// # Examples
 ///
 /// ```
-/// use contextvars::trace::{TraceContext, TraceContextService};
+/// use contextvars::trace::TraceContext;
+/// use contextvars::trace::server::TraceContextServer;
 /// use http::{Request, Response};
 /// use tower::{service_fn, ServiceExt};
 ///
@@ -231,26 +243,28 @@ impl<S> Layer<S> for TraceContextLayer {
 /// let handler = service_fn(|_req: Request<()>| async {
 ///     Ok::<_, std::convert::Infallible>(Response::new(TraceContext::current().is_some()))
 /// });
-/// let service = TraceContextService::new(handler);
+/// let service = TraceContextServer::new(handler);
 /// let response = service.oneshot(Request::new(())).await.unwrap();
 /// assert!(*response.body().get_ref());
 /// assert_eq!(response.headers()["x-trace-id"].len(), 32); // a generated ID
 /// # });
 /// ```
 #[derive(Debug, Clone)]
-pub struct TraceContextService<S> {
+pub struct TraceContextServer<S> {
     inner: S,
     config: Config,
 }
 
-impl<S> TraceContextService<S> {
+impl<S> TraceContextServer<S> {
     /// Wraps `inner` with the default configuration; the same as
-    /// `TraceContextLayer::new().layer(inner)`.
+    /// `TraceContextServerLayer::new().layer(inner)`.
+    #[must_use]
     pub const fn new(inner: S) -> Self {
         Self { inner, config: Config::DEFAULT }
     }
 
     /// The wrapped service.
+    #[must_use]
     pub const fn get_ref(&self) -> &S {
         &self.inner
     }
@@ -293,17 +307,17 @@ impl<S> TraceContextService<S> {
                 }
             }
         }
-        context.with_value(&TRACE_CONTEXT, trace)
+        trace.set_in(&context)
     }
 }
 
-impl<S, B, RB> Service<Request<B>> for TraceContextService<S>
+impl<S, B, RB> Service<Request<B>> for TraceContextServer<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
 {
-    type Response = Response<TraceContextBody<RB>>;
+    type Response = Response<ResponseBody<RB>>;
     type Error = S::Error;
-    type Future = TraceContextFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -321,6 +335,6 @@ where
         let mut context = self.context_of(trace);
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));
-        TraceContextFuture::new(future.with_context(context.clone()), context, echo)
+        ResponseFuture::new(future.with_context(context.clone()), context, echo)
     }
 }
