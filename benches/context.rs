@@ -105,7 +105,7 @@ fn get(c: &mut Criterion) {
 /// Sets `VALUE`, reads it back in a closure and restores the previous value.
 #[inline(never)]
 fn contextvars_scope(value: u64) -> u64 {
-    VALUE.scope(value, || VALUE.get().unwrap_or(0))
+    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
 }
 
 /// The same with tokio: `sync_scope` swaps the value in, `with` reads it, the guard restores.
@@ -268,7 +268,7 @@ fn poll(c: &mut Criterion) {
     for n in [4, 10_000] {
         group.bench_with_input(BenchmarkId::new("contextvars/WithContext", n), &n, |b, &n| {
             let ctx = filled(n);
-            bench_polls(b, || Countdown::new().with_context(ctx.clone()));
+            bench_polls(b, || Countdown::new().in_context(ctx.clone()));
         });
     }
     group.bench_function("tokio/scope-1", |b| {
@@ -415,7 +415,7 @@ fn request(c: &mut Criterion) {
 }
 
 fn contextvars_spawn_request() -> u64 {
-    run_request(contextvars_request().with_context(contextvars::copy_context()))
+    run_request(contextvars_request().in_context(contextvars::copy_context()))
 }
 
 fn tokio_spawn_request() -> u64 {
@@ -443,7 +443,7 @@ fn checks(c: &mut Criterion) {
         filled(4).run(|| b.iter(|| VALUE.reset(VALUE.set(black_box(2)))));
     });
     group.bench_function("set+reset/entered/unchecked", |b| {
-        filled(4).run(|| b.iter(|| VALUE.reset(VALUE.__set_without_checks(black_box(2)))));
+        filled(4).run(|| b.iter(|| VALUE.reset(contextvars::internals::set_unchecked(&VALUE, black_box(2)))));
     });
     group.bench_function("set+reset/own/checked", |b| {
         let token = VALUE.set(1);
@@ -452,7 +452,7 @@ fn checks(c: &mut Criterion) {
     });
     group.bench_function("set+reset/own/unchecked", |b| {
         let token = VALUE.set(1);
-        b.iter(|| VALUE.reset(VALUE.__set_without_checks(black_box(2))));
+        b.iter(|| VALUE.reset(contextvars::internals::set_unchecked(&VALUE, black_box(2))));
         VALUE.reset(token).unwrap();
     });
     group.bench_function("get/unmarked", |b| {

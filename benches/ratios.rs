@@ -102,7 +102,7 @@ fn time(iters: u64, mut op: impl FnMut()) -> Duration {
 
 #[inline(never)]
 fn contextvars_scope(value: u64) -> u64 {
-    VALUE.scope(value, || VALUE.get().unwrap_or(0))
+    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
 }
 
 #[inline(never)]
@@ -243,7 +243,7 @@ fn run_request<F: Future<Output = u64>>(fut: F) -> u64 {
 
 /// The spawn (a snapshot of a context of 4 variables), then the request in it.
 fn contextvars_spawn_request() -> u64 {
-    run_request(contextvars_request().with_context(contextvars::copy_context()))
+    run_request(contextvars_request().in_context(contextvars::copy_context()))
 }
 
 fn tokio_spawn_request() -> u64 {
@@ -304,7 +304,7 @@ fn rows() -> Vec<Row> {
         row("poll/bare", |iters| time_polls(iters, countdown)),
         row("poll/contextvars", |iters| {
             let ctx = filled();
-            time_polls(iters, || countdown().with_context(ctx.clone()))
+            time_polls(iters, || countdown().in_context(ctx.clone()))
         }),
         row("poll/tokio-1", |iters| time_polls(iters, || TASK_VALUE.scope(1, countdown()))),
         row("poll/tokio-3", |iters| {

@@ -109,7 +109,7 @@ mod measured {
                     rt.block_on(async {
                         let task = SelfWaking { left: POLLS - 1 };
                         let handle = if *wrap {
-                            tokio::spawn(task.with_context(Context::new()))
+                            tokio::spawn(task.in_context(Context::new()))
                         } else {
                             tokio::spawn(task)
                         };
@@ -143,7 +143,7 @@ mod measured {
                         for _ in 0..CONCURRENT {
                             let task = SelfWaking { left: POLLS_MT - 1 };
                             handles.push(if wrap {
-                                tokio::spawn(task.with_context(Context::new()))
+                                tokio::spawn(task.in_context(Context::new()))
                             } else {
                                 tokio::spawn(task)
                             });
@@ -186,7 +186,7 @@ mod measured {
                             }
                             sum
                         };
-                        tokio::spawn(parent.with_context(Context::new())).await.unwrap()
+                        tokio::spawn(parent.in_context(Context::new())).await.unwrap()
                     })
                 });
             });

@@ -126,7 +126,7 @@ async fn checkout(request: Request<Incoming>, downstream: SocketAddr) -> Result<
     // A subtask, started in a snapshot of this request's context.
     let n = number.clone();
     EXECUTOR
-        .spawn(async move { log::info!("req={n} checkout: in a spawned subtask") }.with_current_context())
+        .spawn(async move { log::info!("req={n} checkout: in a spawned subtask") }.in_current_context())
         .await;
 
     // Blocking work on smol's thread pool, carried there by `Context::wrap`.

@@ -30,7 +30,7 @@ for target in ${targets[*]}; do
         for round in $(seq "$rounds"); do
             round_start=$(date +%s)
             # shellcheck disable=SC2086 # the settings are several words on purpose
-            cargo bench --bench context -- --noplot $context_args
+            cargo bench --features internals --bench context -- --noplot $context_args
             file=target/bench-rounds/$round.json
             python3 scripts/bench_table.py target/criterion --since "$round_start" --save "$file" --quiet
             round_files+=(--round "$file")

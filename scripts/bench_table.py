@@ -131,7 +131,7 @@ GROUPS = [
             Row("poll/contextvars/WithContext/10000", "contextvars `WithContext`, 10,000 vars"),
             Row("poll/tokio/scope-1", "tokio `TASK.scope(v, fut)`, one var"),
             Row("poll/tokio/scope-3-nested", "tokio, three nested `scope`s"),
-            Row("poll/otel/WithContext", "opentelemetry `FutureExt::with_context`"),
+            Row("poll/otel/WithContext", "opentelemetry's `FutureExt::with_context`"),
             Row(OVER + "contextvars/WithContext/4", "overhead per poll: contextvars, 4 vars",
                 [Target("≤ 0.35x tokio one var", OVER + "tokio/scope-1", 0.35),
                  Target("≤ 0.15x tokio three nested", OVER + "tokio/scope-3-nested", 0.15)]),

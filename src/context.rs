@@ -203,10 +203,8 @@ impl Context {
         self.map.is_empty()
     }
 
-    /// The variables set in this context, as (name, value) pairs, in no particular order.
-    ///
-    /// Values are type-erased; downcast them with `downcast_ref`, or read one
-    /// variable with [`get`](Self::get).
+    /// The variables set in this context, in no particular order: each an [`Entry`] with the
+    /// variable's name and its value, readable at its type.
     ///
     /// # Examples
     ///
@@ -214,11 +212,14 @@ impl Context {
     /// use contextvars::{Context, ContextVar};
     ///
     /// static USER: ContextVar<&str> = ContextVar::new("user");
+    /// static TENANT: ContextVar<u32> = ContextVar::new("tenant");
     ///
     /// let ctx = Context::new().with_value(&USER, "alice");
-    /// for (name, value) in ctx.iter() {
-    ///     assert_eq!(name, "user");
-    ///     assert_eq!(value.downcast_ref::<&str>(), Some(&"alice"));
+    /// for entry in ctx.iter() {
+    ///     assert_eq!(entry.name(), "user");
+    ///     assert!(entry.is(&USER) && !entry.is(&TENANT));
+    ///     assert_eq!(entry.get(&USER), Some(&"alice"));
+    ///     assert_eq!(entry.downcast_ref::<&str>(), Some(&"alice"));
     /// }
     /// ```
     #[must_use]
@@ -290,6 +291,7 @@ impl Context {
     /// let seen = std::thread::spawn(job).join().unwrap();
     /// assert_eq!(seen, Some(42));
     /// ```
+    #[must_use = "the closure runs nothing until it is called"]
     pub fn wrap<R>(self, f: impl FnOnce() -> R) -> impl FnOnce() -> R {
         let mut ctx = self;
         move || ctx.run(f)
@@ -337,7 +339,7 @@ impl fmt::Debug for Context {
         struct Names<'a>(&'a Context);
         impl fmt::Debug for Names<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+                f.debug_list().entries(self.0.iter().map(|entry| entry.name())).finish()
             }
         }
         f.debug_struct("Context").field("vars", &Names(self)).finish()
@@ -345,7 +347,7 @@ impl fmt::Debug for Context {
 }
 
 impl<'a> IntoIterator for &'a Context {
-    type Item = (&'static str, &'a (dyn Any + Send + Sync));
+    type Item = Entry<'a>;
     type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Iter<'a> {
@@ -359,10 +361,10 @@ pub struct Iter<'a> {
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'static str, &'a (dyn Any + Send + Sync));
+    type Item = Entry<'a>;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|(_, value)| (value.name(), value.as_any()))
+    fn next(&mut self) -> Option<Entry<'a>> {
+        self.inner.next().map(|(id, value)| Entry { id, value })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -376,6 +378,112 @@ impl std::iter::FusedIterator for Iter<'_> {}
 impl fmt::Debug for Iter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").field("remaining", &self.len()).finish_non_exhaustive()
+    }
+}
+
+/// One variable set in a [`Context`], as [`Context::iter`] yields it.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    id: u64,
+    value: &'a Value,
+}
+
+impl<'a> Entry<'a> {
+    /// The variable's name, as given to [`ContextVar::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static USER: ContextVar<&str> = ContextVar::new("user");
+    ///
+    /// let ctx = Context::new().with_value(&USER, "alice");
+    /// assert_eq!(ctx.iter().map(|entry| entry.name()).collect::<Vec<_>>(), ["user"]);
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.value.name()
+    }
+
+    /// `true` when this is the value of `var`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static A: ContextVar<u8> = ContextVar::new("same name");
+    /// static B: ContextVar<u8> = ContextVar::new("same name");
+    ///
+    /// let ctx = Context::new().with_value(&A, 1);
+    /// let entry = ctx.iter().next().unwrap();
+    /// assert!(entry.is(&A) && !entry.is(&B)); // names need not be unique; variables are
+    /// ```
+    #[must_use]
+    pub fn is<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> bool {
+        var.raw_id() == Some(self.id)
+    }
+
+    /// The value, when this is the value of `var`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// let ctx = Context::new().with_value(&N, 7);
+    /// let values: Vec<u32> = ctx.iter().filter_map(|entry| entry.get(&N).copied()).collect();
+    /// assert_eq!(values, [7]);
+    /// ```
+    #[must_use]
+    pub fn get<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Option<&'a T> {
+        if self.is(var) { self.value.downcast_ref() } else { None }
+    }
+
+    /// The value, when it is a `T`, whichever variable holds it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static USER: ContextVar<String> = ContextVar::new("user");
+    ///
+    /// let ctx = Context::new().with_value(&USER, "alice".to_string());
+    /// let strings: Vec<&String> = ctx.iter().filter_map(|entry| entry.downcast_ref::<String>()).collect();
+    /// assert_eq!(strings, ["alice"]);
+    /// ```
+    #[must_use]
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&'a T> {
+        self.value.downcast_ref()
+    }
+
+    /// The value as `dyn Any`, for code that handles several types.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    ///
+    /// let ctx = Context::new().with_value(&N, 7);
+    /// let any = ctx.iter().next().unwrap().as_any();
+    /// assert_eq!(any.downcast_ref::<u32>(), Some(&7));
+    /// ```
+    #[must_use]
+    pub fn as_any(&self) -> &'a (dyn Any + Send + Sync) {
+        self.value.as_any()
+    }
+}
+
+impl fmt::Debug for Entry<'_> {
+    /// The variable's name, not its value (which need not be `Debug`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry").field("name", &self.name()).finish_non_exhaustive()
     }
 }
 

@@ -226,8 +226,8 @@ fn root_set_on_worker(name: &'static str) {
         "contextvars: `{name}` was set on an executor worker thread outside any task context, so \
          every task this thread polls next would see the value; run the task in a context of its \
          own (spawn it with `contextvars::tokio::spawn` or wrap it with `with_context(fut)` / \
-         `.with_current_context()`), or set the value for one call with `scope` or for one future \
-         with `FutureExt::with_var`"
+         `.in_current_context()`), or set the value for one call with `sync_scope` or for one \
+         future with `scope`"
     );
     assert!(flags() & WARN_ONLY != 0, "{message}");
     let location = std::panic::Location::caller();

@@ -17,7 +17,7 @@ use crate::Context;
 use crate::current;
 
 pin_project! {
-    /// Future for [`with_context`], [`FutureExt::with_context`](crate::FutureExt::with_context)
+    /// Future for [`with_context`], [`FutureExt::in_context`](crate::FutureExt::in_context)
     /// and its siblings.
     ///
     /// Every poll enters the wrapped [`Context`] and leaves it again before returning, so the
@@ -98,7 +98,7 @@ impl<F> WithContext<F> {
     /// static N: ContextVar<u32> = ContextVar::new("n");
     ///
     /// # futures::executor::block_on(async {
-    /// let mut task = pin!(async { N.get() }.with_current_context());
+    /// let mut task = pin!(async { N.get() }.in_current_context());
     /// task.as_mut().context_mut().run(|| N.set(3));
     /// assert_eq!(task.await, Some(3));
     /// assert_eq!(N.get(), None);
@@ -116,7 +116,7 @@ impl<F> WithContext<F> {
     /// ```
     /// use contextvars::FutureExt;
     ///
-    /// let task = std::future::ready(1).with_current_context();
+    /// let task = std::future::ready(1).in_current_context();
     /// assert!(task.get_ref().is_some());
     /// ```
     #[must_use]
@@ -131,7 +131,7 @@ impl<F> WithContext<F> {
     /// ```
     /// use contextvars::FutureExt;
     ///
-    /// let mut task = futures::future::ready(1).with_current_context();
+    /// let mut task = futures::future::ready(1).in_current_context();
     /// assert!(task.get_mut().is_some());
     /// ```
     #[must_use]
@@ -148,7 +148,7 @@ impl<F> WithContext<F> {
     /// use contextvars::FutureExt;
     ///
     /// # futures::executor::block_on(async {
-    /// let mut task = pin!(async { 1 }.with_current_context());
+    /// let mut task = pin!(async { 1 }.in_current_context());
     /// assert!(task.as_mut().get_pin_mut().is_some());
     /// assert_eq!(task.as_mut().await, 1);
     /// assert!(task.as_mut().get_pin_mut().is_none());
@@ -169,7 +169,7 @@ impl<F> WithContext<F> {
     /// static N: ContextVar<u32> = ContextVar::new("n");
     ///
     /// # futures::executor::block_on(async {
-    /// let task = async { N.get() }.with_var(&N, 1);
+    /// let task = N.scope(1, async { N.get() });
     /// let unwrapped = task.into_inner().unwrap();
     /// assert_eq!(unwrapped.await, None); // it now runs in the caller's context
     /// # });
@@ -189,7 +189,7 @@ impl<F> WithContext<F> {
     ///
     /// static N: ContextVar<u32> = ContextVar::new("n");
     ///
-    /// let task = async { N.get() }.with_var(&N, 1);
+    /// let task = N.scope(1, async { N.get() });
     /// let (future, context) = task.into_parts();
     /// assert!(future.is_some());
     /// assert_eq!(context.get(&N), Some(&1));
@@ -215,7 +215,7 @@ impl<F> WithContext<F> {
     ///     STATUS.set(404);
     ///     "not found"
     /// };
-    /// let (body, ctx) = task.with_context(Context::new()).and_context().await;
+    /// let (body, ctx) = task.in_context(Context::new()).and_context().await;
     /// assert_eq!((body, ctx.get(&STATUS)), ("not found", Some(&404)));
     /// assert_eq!(STATUS.get(), None);
     /// # });

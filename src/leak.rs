@@ -71,7 +71,7 @@ fn leaked(name: &str, owner: Id, reader: Id) -> ! {
         "contextvars: `{name}` was set by tokio task {owner} in the worker thread's own context, and \
          task {reader} is reading it: without a context of its own a task's values leak into every \
          task the thread polls. Spawn with `contextvars::tokio::spawn`, wrap the task with \
-         `with_context(fut)` / `.with_current_context()`, or serve requests through a layer that \
+         `with_context(fut)` / `.in_current_context()`, or serve requests through a layer that \
          gives each request its own context (checked in debug builds with the `tokio` feature)"
     )
 }

@@ -67,6 +67,13 @@ mod wrap;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::hamt::{IdMap, Iter};
+    use crate::{ContextVar, Token};
+
+    /// `ContextVar::set` without the worker-thread check and the leak bookkeeping: what the
+    /// benchmarks compare `set` with, to measure those.
+    pub fn set_unchecked<T: Send + Sync + 'static>(var: &ContextVar<T>, value: T) -> Token<T> {
+        var.set_unchecked(value)
+    }
 
     /// How often each of the engine's rare states was reached so far, by name.
     #[must_use]
@@ -75,7 +82,7 @@ pub mod internals {
     }
 }
 
-pub use context::{Context, Iter, copy_context};
+pub use context::{Context, Entry, Iter, copy_context};
 pub use error::{ResetError, TryResetError};
 pub use ext::FutureExt;
 pub use future::{AndContext, WithContext, with_context};

@@ -155,7 +155,7 @@ where
 /// let total = AtomicU32::new(0);
 /// contextvars::rayon::scope(|s| {
 ///     for step in 1..=3 {
-///         STEP.scope(step, || {
+///         STEP.sync_scope(step, || {
 ///             s.spawn(|_| {
 ///                 total.fetch_add(STEP.get().unwrap(), Ordering::Relaxed);
 ///             });

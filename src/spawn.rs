@@ -32,16 +32,19 @@ pub struct ContextSpawner<S> {
 
 impl<S> ContextSpawner<S> {
     /// Wraps `inner`.
+    #[must_use]
     pub const fn new(inner: S) -> Self {
         Self { inner }
     }
 
     /// The wrapped spawner.
+    #[must_use]
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
     /// Unwraps the spawner.
+    #[must_use]
     pub fn into_inner(self) -> S {
         self.inner
     }

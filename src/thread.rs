@@ -39,7 +39,7 @@ use crate::current::{self, WARN_ONLY, WORKER};
 /// std::thread::spawn(|| {
 ///     contextvars::thread::mark_worker();
 ///     assert!(std::panic::catch_unwind(|| TENANT.set(1)).is_err()); // would leak
-///     assert_eq!(TENANT.scope(2, || TENANT.get()), Some(2)); // cannot leak
+///     assert_eq!(TENANT.sync_scope(2, || TENANT.get()), Some(2)); // cannot leak
 ///     Context::new().run(|| TENANT.set(3)); // a task's own context
 ///     assert_eq!(TENANT.get(), None);
 /// })

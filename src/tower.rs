@@ -109,11 +109,13 @@ impl<S> ContextService<S> {
     }
 
     /// The wrapped service, mutably.
+    #[must_use]
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
 
     /// The wrapped service, unwrapped.
+    #[must_use]
     pub fn into_inner(self) -> S {
         self.inner
     }
@@ -135,6 +137,6 @@ where
         let mut context = Context::current();
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));
-        future.with_context(context)
+        future.in_context(context)
     }
 }

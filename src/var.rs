@@ -1,6 +1,7 @@
 //! [`ContextVar`]: a key into the current context.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -8,7 +9,7 @@ use crate::error::TryResetError;
 use crate::hamt::IdMap;
 use crate::raw::Value;
 use crate::token::{Old, Token};
-use crate::{ResetError, current};
+use crate::{Context, FutureExt, ResetError, WithContext, current};
 
 /// Ids handed to variables the first time they are set; 0 means "never set anywhere".
 static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
@@ -272,18 +273,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         self.set_unchecked(value)
     }
 
-    /// [`set`](Self::set) without the worker-thread check and the leak bookkeeping: for the
-    /// benchmark that measures what those cost. Not part of the API.
-    #[doc(hidden)]
+    /// [`set`](Self::set) without the worker-thread check and the leak bookkeeping (for the
+    /// benchmarks that measure them, through `internals`).
     #[inline]
-    pub fn __set_without_checks(&self, value: T) -> Token<T> {
-        self.set_unchecked(value)
-    }
-
-    /// [`set`](Self::set) without the worker-thread check: for [`scope`](Self::scope), whose
-    /// value cannot outlive the call.
-    #[inline]
-    fn set_unchecked(&self, value: T) -> Token<T> {
+    pub(crate) fn set_unchecked(&self, value: T) -> Token<T> {
         let (var_id, name) = (self.id(), self.name);
         let context_id = current::identity();
         let old = match current::replace_in_place(var_id, value) {
@@ -369,16 +362,38 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         Ok(())
     }
 
+    /// Runs `fut` with the variable set to `value`: tokio's `LocalKey::scope`, for any
+    /// variable, on any executor.
+    ///
+    /// The future runs in a snapshot of the current context taken now, with the variable set:
+    /// the value holds for every poll of `fut` and for its drop, never shows outside, and what
+    /// `fut` sets stays in it. [`sync_scope`](Self::sync_scope) does the same for a closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    ///
+    /// static USER: ContextVar<&str> = ContextVar::new("user");
+    /// static DEPTH: ContextVar<u32> = ContextVar::new("depth");
+    ///
+    /// # futures::executor::block_on(async {
+    /// USER.set("alice");
+    /// let seen = DEPTH.scope(1, async { (USER.get(), DEPTH.get()) }).await;
+    /// assert_eq!(seen, (Some("alice"), Some(1))); // the rest of the context is inherited
+    /// assert_eq!(DEPTH.get(), None);
+    /// # });
+    /// ```
+    pub fn scope<F: Future>(&self, value: T, fut: F) -> WithContext<F> {
+        fut.in_context(Context::current().with_value(self, value))
+    }
+
     /// Sets the variable to `value` while `f` runs, then restores its previous value, also
-    /// when `f` panics.
+    /// when `f` panics: tokio's `LocalKey::sync_scope`.
     ///
     /// Other variables set by `f` stay set afterwards, as they would after any call. Works on
     /// worker threads too ([`thread::mark_worker`](crate::thread::mark_worker)): the value
-    /// cannot outlive the call.
-    ///
-    /// Synchronous: the value holds while `f` runs. A future that `f` returns runs later,
-    /// after the value was restored, so `VAR.scope(5, || async { VAR.get() }).await` does not
-    /// see 5; use `async { .. }.with_var(&VAR, 5)` ([`FutureExt::with_var`](crate::FutureExt::with_var)).
+    /// cannot outlive the call. For a future, [`scope`](Self::scope).
     ///
     /// # Examples
     ///
@@ -387,12 +402,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     ///
     /// static DEPTH: ContextVar<u32> = ContextVar::with_default("depth", 0);
     ///
-    /// let inner = DEPTH.scope(1, || DEPTH.scope(2, || DEPTH.get()));
+    /// let inner = DEPTH.sync_scope(1, || DEPTH.sync_scope(2, || DEPTH.get()));
     /// assert_eq!(inner, Some(2));
     /// assert_eq!(DEPTH.get(), Some(0));
     /// ```
     #[inline]
-    pub fn scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
+    pub fn sync_scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
         /// Restores the previous value on drop, so unwinding restores it too.
         struct Restore<T: Send + Sync + 'static> {
             var_id: u64,

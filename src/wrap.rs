@@ -65,6 +65,7 @@ impl Context {
     /// # Panics
     ///
     /// Whatever `f` panics with, after the caller's context is restored.
+    #[must_use = "the callback runs nothing until it is called"]
     pub fn wrap_fn<A, R>(self, f: impl Fn(A) -> R) -> impl Fn(A) -> R {
         move |arg| self.clone().run(|| f(arg))
     }

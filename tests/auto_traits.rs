@@ -125,7 +125,7 @@ fn and_context_follows_its_future() {
 fn spawned_wrappers_of_async_blocks_are_send() {
     fn wrapped() -> impl Future<Output = u32> + Send + 'static {
         use contextvars::FutureExt;
-        async { 1 }.with_current_context()
+        async { 1 }.in_current_context()
     }
     drop(wrapped());
     assert_send::<ContextSpawner<futures::executor::ThreadPool>>();

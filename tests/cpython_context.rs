@@ -17,7 +17,7 @@ use contextvars::{Context, ContextVar, FutureExt, ResetError, copy_context};
 
 /// The names of the variables set in `ctx`, sorted.
 fn names(ctx: &Context) -> Vec<&'static str> {
-    let mut names: Vec<_> = ctx.iter().map(|(name, _)| name).collect();
+    let mut names: Vec<_> = ctx.iter().map(|entry| entry.name()).collect();
     names.sort_unstable();
     names
 }
@@ -65,7 +65,7 @@ fn getset_1() {
         assert_eq!(ctx1.get(&C).map(String::as_str), Some("spam2"));
         assert_eq!(ctx1.len(), 1);
         let items: Vec<_> =
-            ctx1.iter().map(|(name, value)| (name, value.downcast_ref::<String>().cloned())).collect();
+            ctx1.iter().map(|entry| (entry.name(), entry.downcast_ref::<String>().cloned())).collect();
         assert_eq!(items, [("c", Some("spam2".to_string()))]);
     });
 }
@@ -344,7 +344,7 @@ fn asyncio_independent_task_contexts() {
         subtask.await;
         assert_eq!(CVAR.get(), Some("yes"));
     };
-    pool.run_until(main.with_context(Context::new()));
+    pool.run_until(main.in_context(Context::new()));
 }
 
 /// `test_asyncio/test_context.py`: 1,000 tasks on one loop, each setting and awaiting in turn.
@@ -367,7 +367,7 @@ fn asyncio_many_tasks_keep_their_own_values() {
             }
             task
         };
-        handles.push(spawner.spawn_local_with_handle(sub.with_context(Context::new())).unwrap());
+        handles.push(spawner.spawn_local_with_handle(sub.in_context(Context::new())).unwrap());
     }
     let done = pool.run_until(futures::future::join_all(handles));
     assert_eq!(done, (0..count).collect::<Vec<_>>());

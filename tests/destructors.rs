@@ -244,7 +244,7 @@ fn with_context_dropped_before_completion() {
     isolated(|| {
         let mut future = Box::pin(
             SetThenFinish { counts: Arc::clone(&counts), polls: 0, seen_in_drop: Arc::clone(&seen_in_drop) }
-                .with_context(Context::new()),
+                .in_context(Context::new()),
         );
         assert!(poll_once(future.as_mut()).is_pending());
         assert!(!TRACKED.is_set(), "the future's set stays in the future");
@@ -263,7 +263,7 @@ fn with_context_dropped_after_completion() {
     isolated(|| {
         let mut future = Box::pin(
             SetThenFinish { counts: Arc::clone(&counts), polls: 0, seen_in_drop: Arc::clone(&seen_in_drop) }
-                .with_current_context(),
+                .in_current_context(),
         );
         assert!(poll_once(future.as_mut()).is_pending());
         assert_eq!(poll_once(future.as_mut()), Poll::Ready(Some(0)));
@@ -403,9 +403,8 @@ fn run_and_with_context_enter_their_context_during_thread_exit() {
         // Registered first, so dropped after the thread's own context is gone.
         ENTERS.with(|enters| {
             let context = Context::new().with_value(&UNSET, 3);
-            let future = Box::pin(
-                ReadsOnDrop(Arc::clone(&in_thread)).with_context(Context::new().with_value(&SIDE, 4)),
-            );
+            let future =
+                Box::pin(ReadsOnDrop(Arc::clone(&in_thread)).in_context(Context::new().with_value(&SIDE, 4)));
             *enters.borrow_mut() = Some(EntersOnDrop { context, future: Some(future), results: in_thread });
         });
         SIDE.set(1);

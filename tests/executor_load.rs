@@ -1,6 +1,6 @@
 //! 500 requests at once, each spawning subtasks and blocking jobs through the one-call ways
 //! this crate documents, on real executors and real threads: tokio (`contextvars::tokio`),
-//! smol and async-executor (`spawn(fut.with_current_context())`, `unblock(ctx.wrap(f))`) and
+//! smol and async-executor (`spawn(fut.in_current_context())`, `unblock(ctx.wrap(f))`) and
 //! rayon (`contextvars::rayon` and `wrap_fn` over `par_iter`). Every read is checked and
 //! counted: none may see another request's values, or lose its own.
 
@@ -135,7 +135,7 @@ mod on_tokio {
         fn spawn(&'static self, fut: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
             // requests (spawned by the driver, which sets no step) inherit; their children not
             let task = if STEP.is_set() {
-                tokio::spawn(fut.with_context(Context::new()))
+                tokio::spawn(fut.in_context(Context::new()))
             } else {
                 contextvars::tokio::spawn(fut)
             };
@@ -165,13 +165,13 @@ mod on_tokio {
     }
 }
 
-/// smol's global executor: `smol::spawn(fut.with_current_context())` and
+/// smol's global executor: `smol::spawn(fut.in_current_context())` and
 /// `smol::unblock(Context::current().wrap(job))`.
 struct Smol;
 
 impl Executor for Smol {
     fn spawn(&'static self, fut: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
-        Box::pin(smol::spawn(fut.with_current_context()))
+        Box::pin(smol::spawn(fut.in_current_context()))
     }
     fn spawn_blocking(&'static self, job: Box<dyn FnOnce() + Send>) -> BoxFuture<'static, ()> {
         Box::pin(smol::unblock(Context::current().wrap(job)))
@@ -191,7 +191,7 @@ struct AsyncExecutor(async_executor::Executor<'static>);
 
 impl Executor for AsyncExecutor {
     fn spawn(&'static self, fut: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
-        Box::pin(self.0.spawn(fut.with_current_context()))
+        Box::pin(self.0.spawn(fut.in_current_context()))
     }
     fn spawn_blocking(&'static self, job: Box<dyn FnOnce() + Send>) -> BoxFuture<'static, ()> {
         Box::pin(smol::unblock(Context::current().wrap(job)))

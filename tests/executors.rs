@@ -49,14 +49,14 @@ fn request(exec: &'static dyn Executor, id: u64, mismatches: Arc<AtomicUsize>) -
                     yield_now().await;
                     seen
                 }
-                .with_current_context(),
+                .in_current_context(),
             ));
             check(Some(child.await));
             check(REQUEST.get());
             let job = copy_context().wrap(|| REQUEST.get());
             check(std::thread::spawn(job).join().unwrap());
         }
-        .with_context(Context::new()),
+        .in_context(Context::new()),
     )
 }
 
@@ -96,13 +96,13 @@ fn independent_task_context(exec: &'static dyn Executor) {
                     REQUEST.set(99);
                     seen
                 }
-                .with_current_context(),
+                .in_current_context(),
             ));
             REQUEST.set(2);
             assert_eq!(child.await, 1);
             assert_eq!(REQUEST.get(), Some(2));
         }
-        .with_context(Context::new()),
+        .in_context(Context::new()),
     ));
 }
 
@@ -246,7 +246,7 @@ fn a_hand_polled_future_keeps_its_context_between_polls() {
             yield_now().await;
             REQUEST.get()
         }
-        .with_context(Context::new()),
+        .in_context(Context::new()),
     );
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(fut.as_mut().poll(&mut cx).is_pending());

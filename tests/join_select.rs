@@ -1,7 +1,7 @@
 //! `join!` and `select!` poll their branches inside one task, so the branches share the
 //! task's context (unlike `asyncio.gather`, which makes each a task): one branch sees the
 //! other's sets, and interleaved `set`/`reset` pairs leave a stale value. Wrapping each branch
-//! (`with_current_context()`) gives each its own copy, as asyncio does.
+//! (`in_current_context()`) gives each its own copy, as asyncio does.
 
 use std::pin::pin;
 
@@ -39,7 +39,7 @@ fn join_branches_share_the_tasks_context() {
 fn wrapped_join_branches_each_have_their_own_copy() {
     isolated(|| {
         let (a, b) = futures::executor::block_on(async {
-            futures::join!(set_then_read(1).with_current_context(), set_then_read(2).with_current_context())
+            futures::join!(set_then_read(1).in_current_context(), set_then_read(2).in_current_context())
         });
         assert_eq!((a, b), (Some(1), Some(2)));
         assert_eq!(V.get(), None, "the branches' sets stay in them");
@@ -55,7 +55,7 @@ fn interleaved_set_reset_pairs_leave_a_stale_value_unless_wrapped() {
     });
     isolated(|| {
         futures::executor::block_on(async {
-            futures::join!(set_then_reset(1).with_current_context(), set_then_reset(2).with_current_context())
+            futures::join!(set_then_reset(1).in_current_context(), set_then_reset(2).in_current_context())
         });
         assert_eq!(V.get(), None);
     });
@@ -86,8 +86,8 @@ fn select_branches_share_the_tasks_context_unless_wrapped() {
     });
     isolated(|| {
         let own = futures::executor::block_on(async {
-            let waiting = pin!(set_and_wait().with_current_context());
-            let reading = pin!(read_later().with_current_context());
+            let waiting = pin!(set_and_wait().in_current_context());
+            let reading = pin!(read_later().in_current_context());
             match select(waiting, reading).await {
                 Either::Right((seen, _)) => seen,
                 Either::Left(_) => unreachable!("the first branch never completes"),
@@ -114,8 +114,8 @@ fn the_select_macro_behaves_the_same() {
     isolated(|| {
         let own = futures::executor::block_on(async {
             futures::select! {
-                () = set_and_wait().with_current_context().fuse() => unreachable!("never completes"),
-                seen = read_later().with_current_context().fuse() => seen,
+                () = set_and_wait().in_current_context().fuse() => unreachable!("never completes"),
+                seen = read_later().in_current_context().fuse() => seen,
             }
         });
         assert_eq!(own, None);

@@ -58,12 +58,12 @@ fn nested_runs_unwind_level_by_level() {
 fn scope_restores_on_panic() {
     isolated(|| {
         V.set(1);
-        assert!(panics(|| V.scope(2, || {
+        assert!(panics(|| V.sync_scope(2, || {
             assert_eq!(V.get(), Some(2));
             panic!("inside scope");
         })));
         assert_eq!(V.get(), Some(1));
-        assert!(panics(|| OTHER.scope(5, || panic!("unset before"))));
+        assert!(panics(|| OTHER.sync_scope(5, || panic!("unset before"))));
         assert!(!OTHER.is_set(), "a variable unset before the scope is unset after it");
     });
 }
@@ -96,7 +96,7 @@ impl Stream for PanicOnSecondPoll {
 fn poll_restores_on_panic() {
     isolated(|| {
         V.set(1);
-        let mut fut = pin!(PanicOnSecondPoll { polls: 0 }.with_context(Context::new()));
+        let mut fut = pin!(PanicOnSecondPoll { polls: 0 }.in_context(Context::new()));
         assert!(poll_once(fut.as_mut()).is_pending());
         assert_eq!(V.get(), Some(1), "the first poll's set stayed in the task");
         assert!(panics(|| {
@@ -110,7 +110,7 @@ fn poll_restores_on_panic() {
 fn stream_poll_restores_on_panic() {
     isolated(|| {
         V.set(1);
-        let mut stream = pin!(PanicOnSecondPoll { polls: 0 }.with_context(Context::new()));
+        let mut stream = pin!(PanicOnSecondPoll { polls: 0 }.in_context(Context::new()));
         let mut cx = TaskContext::from_waker(Waker::noop());
         assert!(stream.as_mut().poll_next(&mut cx).is_pending());
         assert!(panics(|| {
@@ -140,7 +140,7 @@ fn drop_restores_on_panic() {
             let _guard = guard;
             std::future::pending::<()>().await;
         };
-        let wrapped = fut.with_context(Context::new().with_value(&V, 7));
+        let wrapped = fut.in_context(Context::new().with_value(&V, 7));
         let mut boxed = Box::pin(wrapped);
         assert!(poll_once(boxed.as_mut()).is_pending());
         assert!(panics(move || drop(boxed)));
@@ -161,7 +161,7 @@ fn a_future_is_dropped_inside_its_context() {
         V.set(1);
         // dropped before ever being polled
         let probe = Probe;
-        drop(async move { drop(probe) }.with_context(Context::new().with_value(&V, 5)));
+        drop(async move { drop(probe) }.in_context(Context::new().with_value(&V, 5)));
         assert_eq!(SEEN_IN_DROP.load(Ordering::SeqCst), 5);
         // dropped after a poll that set a value of its own
         let probe = Probe;
@@ -171,7 +171,7 @@ fn a_future_is_dropped_inside_its_context() {
                 V.set(6);
                 std::future::pending::<()>().await;
             }
-            .with_context(Context::new()),
+            .in_context(Context::new()),
         );
         assert!(poll_once(fut.as_mut()).is_pending());
         drop(fut);
@@ -219,7 +219,7 @@ fn destructors_may_use_context_variables_on_every_path() {
         assert_eq!(DROPS.load(Ordering::SeqCst), 3);
 
         // a scope's value, displaced when a panic unwinds through it
-        assert!(panics(|| REENTRANT.scope(value(), || panic!("unwind"))));
+        assert!(panics(|| REENTRANT.sync_scope(value(), || panic!("unwind"))));
         assert_eq!(DROPS.load(Ordering::SeqCst), 4);
 
         // a wrapped future that set a value and is dropped
@@ -228,7 +228,7 @@ fn destructors_may_use_context_variables_on_every_path() {
                 REENTRANT.set(value());
                 std::future::pending::<()>().await;
             }
-            .with_context(Context::new()),
+            .in_context(Context::new()),
         );
         assert!(poll_once(fut.as_mut()).is_pending());
         drop(fut);

@@ -97,7 +97,7 @@ fn task(id: u64, parent: Option<(u64, u32)>, spawn: Spawn, stats: Arc<Stats>) ->
                         child.await;
                         let _ = done.send(());
                     }
-                    .with_current_context(),
+                    .in_current_context(),
                 ));
                 // Sets made now are after the snapshot the child took.
                 let later = TASK.set(id + 1_000_000);
@@ -132,7 +132,7 @@ async fn run_all(spawn: &Spawn) -> Arc<Stats> {
                 body.await;
                 let _ = done.send(());
             }
-            .with_context(Context::new()),
+            .in_context(Context::new()),
         ));
         waiting.push(finished);
     }

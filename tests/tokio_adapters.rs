@@ -16,7 +16,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs `fut` on `rt` inside a context of its own, as a request handler would.
 fn run<F: Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
-    rt.block_on(fut.with_context(Context::new()))
+    rt.block_on(fut.in_context(Context::new()))
 }
 
 #[test]
@@ -113,8 +113,8 @@ fn join_set_and_handle_spawns_take_the_one_line_pattern() {
     run(&rt, async move {
         USER.set("alice");
         let mut set = tokio::task::JoinSet::new();
-        set.spawn(async { USER.get() }.with_current_context());
-        let task = handle.spawn(async { USER.get() }.with_current_context());
+        set.spawn(async { USER.get() }.in_current_context());
+        let task = handle.spawn(async { USER.get() }.in_current_context());
         let job = handle.spawn_blocking(Context::current().wrap(|| USER.get()));
         USER.set("bob");
         assert_eq!(set.join_next().await.unwrap().unwrap(), Some("alice"));

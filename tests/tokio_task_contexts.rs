@@ -318,7 +318,7 @@ fn works_with_the_adapters_and_marked_workers() {
         tokio::spawn(async {
             USER.set("alice"); // in the task's context: no leak for the worker check to catch
             let wrapped = contextvars::tokio::spawn(async { USER.get() }).await.unwrap();
-            let own = tokio::spawn(async { USER.get() }.with_context(Context::new())).await.unwrap();
+            let own = tokio::spawn(async { USER.get() }.in_context(Context::new())).await.unwrap();
             let blocking = contextvars::tokio::spawn_blocking(|| USER.get()).await.unwrap();
             // `spawn_blocking` jobs are not tasks: tokio's own one inherits nothing.
             let plain_blocking = tokio::task::spawn_blocking(|| USER.get()).await.unwrap();
@@ -335,7 +335,7 @@ fn local_set_tasks_run_no_hooks_and_keep_needing_spawn_local() {
     let rt = current_thread();
     let local = tokio::task::LocalSet::new();
     let seen = local.block_on(&rt, async {
-        USER.scope("alice", || {
+        USER.sync_scope("alice", || {
             let plain = tokio::task::spawn_local(async { USER.get() });
             let adapted = contextvars::tokio::spawn_local(async { USER.get() });
             async move { (plain.await.unwrap(), adapted.await.unwrap()) }

@@ -47,7 +47,7 @@ fn a_future_job_gets_a_trace_of_its_own_and_none_of_the_request_s_variables() {
         ("x-trace-id", "bg-request-1"),
         ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     ]);
-    let job = request.clone().sync_scope(|| USER.scope("alice".into(), || background(PendingTimes(3))));
+    let job = request.clone().sync_scope(|| USER.sync_scope("alice".into(), || background(PendingTimes(3))));
     let (trace, user, logged_id) = futures::executor::block_on(job);
     let trace = trace.expect("the job has a trace");
 
@@ -75,7 +75,7 @@ fn a_closure_job_gets_a_trace_of_its_own_and_logs_the_link_once() {
     LogCapture::init();
     let request = TraceContext::extract(&[("x-trace-id", "bg-request-2")]);
     let (trace, user) = request.clone().sync_scope(|| {
-        USER.scope("bob".into(), || {
+        USER.sync_scope("bob".into(), || {
             let seen = sync_background(|| {
                 USER.set("set inside the job".into());
                 (TraceContext::current(), USER.get())

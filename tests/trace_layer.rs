@@ -150,7 +150,7 @@ mod on_smol {
         smol::future::yield_now().await;
         record(&seen, n, "after await");
         let task_seen = Arc::clone(&seen);
-        EXECUTOR.spawn(async move { record(&task_seen, n, "spawned task") }.with_current_context()).await;
+        EXECUTOR.spawn(async move { record(&task_seen, n, "spawned task") }.in_current_context()).await;
         let pool_seen = Arc::clone(&seen);
         smol::unblock(Context::current().wrap(move || record(&pool_seen, n, "blocking pool"))).await;
 
@@ -292,7 +292,7 @@ mod on_tokio {
                         record(&seen, n, "after await");
                         let task_seen = Arc::clone(&seen);
                         tokio::spawn(
-                            async move { record(&task_seen, n, "spawned task") }.with_current_context(),
+                            async move { record(&task_seen, n, "spawned task") }.in_current_context(),
                         )
                         .await
                         .unwrap();

@@ -100,7 +100,7 @@ fn tracing_subscriber_fmt_shows_the_id() {
         trace.clone().sync_scope(|| tracing::info!(items = 3, "inside"));
         // In a future polled in the request's context.
         let task =
-            async { tracing::info!("in a task") }.with_context(trace.clone().set_in(&Context::current()));
+            async { tracing::info!("in a task") }.in_context(trace.clone().set_in(&Context::current()));
         futures::executor::block_on(task);
     });
     let lines = buffer.lines();
@@ -232,7 +232,7 @@ fn correlation_id_logger_keeps_key_values_and_shows_any_variable() {
     let logger = CorrelationIdLogger::new(KeyValues::default()).var("tenant", &TENANT);
     let trace = TraceContext::extract(&[("x-trace-id", "kv-1")]);
     trace.sync_scope(|| {
-        TENANT.scope("acme".to_string(), || {
+        TENANT.sync_scope("acme".to_string(), || {
             logger.log(&log::Record::builder().args(format_args!("paid")).key_values(&[("user", 5)]).build());
         });
     });
@@ -259,7 +259,7 @@ fn json_lines_stay_valid_json_with_the_id_as_a_field() {
     let trace = TraceContext::extract(&[("x-trace-id", "json\"1\\")]);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("outside");
-        trace.sync_scope(|| TENANT.scope("acme".into(), || tracing::info!(user = 5, "inside")));
+        trace.sync_scope(|| TENANT.sync_scope("acme".into(), || tracing::info!(user = 5, "inside")));
     });
     let lines = buffer.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -284,6 +284,6 @@ fn ids_honour_width_and_alignment() {
     assert_eq!(format!("[{:<6}]", trace.correlation_id()), "[w-1   ]");
     trace.sync_scope(|| assert_eq!(format!("[{CurrentCorrelationId:^7}]"), "[  w-1  ]"));
     let tenant = CurrentValue::new(&TENANT);
-    TENANT.scope("acme".into(), || assert_eq!(format!("[{tenant:>6}]"), "[  acme]"));
+    TENANT.sync_scope("acme".into(), || assert_eq!(format!("[{tenant:>6}]"), "[  acme]"));
     assert_eq!(format!("[{tenant:>3}]"), "[  -]");
 }

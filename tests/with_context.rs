@@ -33,15 +33,12 @@ fn the_inner_future_is_dropped_inside_its_context_as_soon_as_it_completes() {
         V.set(1);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let witness = Witness { seen: Arc::clone(&seen) };
-        let mut task = pin!(
-            async move {
-                let _witness = witness;
-                yield_now().await;
-                V.set(7);
-                3
-            }
-            .with_var(&V, 2)
-        );
+        let mut task = pin!(V.scope(2, async move {
+            let _witness = witness;
+            yield_now().await;
+            V.set(7);
+            3
+        }));
         assert!(poll_once(task.as_mut()).is_pending());
         assert!(seen.lock().unwrap().is_empty());
         assert_eq!(poll_once(task.as_mut()), Poll::Ready(3));
@@ -60,7 +57,7 @@ fn a_poll_after_completion_panics_naming_the_mistake() {
             async {
                 V.set(5);
             }
-            .with_current_context()
+            .in_current_context()
         );
         assert_eq!(poll_once(task.as_mut()), Poll::Ready(()));
         let panic = catch_unwind(AssertUnwindSafe(|| poll_once(task.as_mut()))).unwrap_err();
@@ -69,7 +66,7 @@ fn a_poll_after_completion_panics_naming_the_mistake() {
         assert!(message.contains("fuse"), "{message}");
         assert_eq!(V.get(), Some(1), "the caller's context is intact");
         // `and_context` says the same
-        let mut task = pin!(async {}.with_current_context().and_context());
+        let mut task = pin!(async {}.in_current_context().and_context());
         assert!(poll_once(task.as_mut()).is_ready());
         let panic = catch_unwind(AssertUnwindSafe(|| poll_once(task.as_mut()))).unwrap_err();
         assert!(panic.downcast_ref::<&str>().unwrap().contains("polled after its future completed"));
@@ -78,7 +75,7 @@ fn a_poll_after_completion_panics_naming_the_mistake() {
 
 #[test]
 fn a_fused_wrapper_is_safe_to_poll_after_completion() {
-    let mut task = pin!(async { 1 }.with_current_context().fuse());
+    let mut task = pin!(async { 1 }.in_current_context().fuse());
     assert_eq!(poll_once(task.as_mut()), Poll::Ready(1));
     assert!(task.is_terminated());
     assert!(poll_once(task.as_mut()).is_pending());
@@ -86,7 +83,7 @@ fn a_fused_wrapper_is_safe_to_poll_after_completion() {
 
 #[test]
 fn fused_future_and_fused_stream_stay_honest() {
-    let mut task = pin!(futures::future::ready(1).fuse().with_current_context());
+    let mut task = pin!(futures::future::ready(1).fuse().in_current_context());
     assert!(!task.is_terminated());
     assert_eq!(poll_once(task.as_mut()), Poll::Ready(1));
     assert!(task.is_terminated());
@@ -94,9 +91,9 @@ fn fused_future_and_fused_stream_stay_honest() {
     // a future already terminated before the wrap is terminated inside it too
     let mut done = futures::future::ready(1).fuse();
     assert_eq!(futures::executor::block_on(&mut done), 1);
-    assert!(done.with_current_context().is_terminated());
+    assert!(done.in_current_context().is_terminated());
 
-    let mut items = pin!(stream::iter([1, 2]).fuse().with_current_context());
+    let mut items = pin!(stream::iter([1, 2]).fuse().in_current_context());
     assert!(!items.is_terminated());
     assert_eq!(Stream::size_hint(&*items), (2, Some(2)));
     let collected: Vec<_> = futures::executor::block_on(items.as_mut().collect());
@@ -111,8 +108,8 @@ fn fused_future_and_fused_stream_stay_honest() {
 #[test]
 fn select_skips_a_completed_wrapper() {
     let outcome = futures::executor::block_on(async {
-        let mut a = pin!(async { 1 }.with_current_context().fuse());
-        let mut b = pin!(async { 2 }.with_current_context().fuse());
+        let mut a = pin!(async { 1 }.in_current_context().fuse());
+        let mut b = pin!(async { 2 }.in_current_context().fuse());
         let mut total = 0;
         loop {
             futures::select! {
@@ -128,7 +125,7 @@ fn select_skips_a_completed_wrapper() {
 #[test]
 fn accessors_return_the_future_until_it_completes() {
     isolated(|| {
-        let mut task = async { V.get() }.with_var(&V, 1);
+        let mut task = V.scope(1, async { V.get() });
         assert!(task.get_ref().is_some());
         assert!(task.get_mut().is_some());
         assert!(format!("{task:?}").contains("completed: false"));
@@ -136,7 +133,7 @@ fn accessors_return_the_future_until_it_completes() {
         assert_eq!(futures::executor::block_on(inner), None, "unwrapped, it runs in the caller's context");
 
         // `lazy` of a closure is `Unpin`, so the wrapper can be polled without pinning it
-        let mut task = futures::future::lazy(|_| V.get()).with_var(&V, 1);
+        let mut task = V.scope(1, futures::future::lazy(|_| V.get()));
         assert_eq!(poll_once(Pin::new(&mut task)), Poll::Ready(Some(1)));
         assert!(task.get_ref().is_none());
         assert!(format!("{task:?}").contains("completed: true"));
@@ -153,7 +150,7 @@ fn into_parts_hands_back_a_context_that_can_be_copied_and_entered() {
             V.set(4);
             yield_now().await;
         })
-        .with_context(Context::new());
+        .in_context(Context::new());
         assert!(poll_once(Pin::new(&mut task)).is_pending());
         let (inner, mut ctx) = task.into_parts();
         assert!(inner.is_some());
@@ -174,13 +171,13 @@ fn and_context_returns_the_final_context() {
             V.set(V.get().unwrap() * 10);
             before
         };
-        let (before, ctx) = futures::executor::block_on(task.with_current_context().and_context());
+        let (before, ctx) = futures::executor::block_on(task.in_current_context().and_context());
         assert_eq!((before, ctx.get(&V)), (Some(1), Some(&20)));
         assert_eq!(V.get(), Some(1));
         // the final context is an ordinary context: copy it, enter it, build on it
         let mut again = ctx.clone();
         assert_eq!(again.run(|| V.get()), Some(20));
-        let next = futures::executor::block_on(async { V.get() }.with_context(ctx).and_context());
+        let next = futures::executor::block_on(async { V.get() }.in_context(ctx).and_context());
         assert_eq!(next.0, Some(20));
     });
 }
@@ -192,11 +189,10 @@ fn and_context_on_real_executors() {
         let tasks: Vec<_> = (0..200u32)
             .map(|i| {
                 tokio::spawn(
-                    async move {
+                    V.scope(i, async move {
                         tokio::task::yield_now().await;
                         V.set(V.get().unwrap() + 1000);
-                    }
-                    .with_var(&V, i)
+                    })
                     .and_context(),
                 )
             })
@@ -226,13 +222,10 @@ fn a_destructor_panicking_at_completion_restores_the_callers_context() {
     isolated(|| {
         V.set(1);
         let guard = PanicOnDrop;
-        let mut task = pin!(
-            async move {
-                let _guard = guard;
-                yield_now().await;
-            }
-            .with_var(&V, 2)
-        );
+        let mut task = pin!(V.scope(2, async move {
+            let _guard = guard;
+            yield_now().await;
+        }));
         assert!(poll_once(task.as_mut()).is_pending());
         assert!(catch_unwind(AssertUnwindSafe(|| poll_once(task.as_mut()))).is_err());
         assert_eq!(V.get(), Some(1));

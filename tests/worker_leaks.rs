@@ -29,7 +29,7 @@ fn a_marked_thread_refuses_root_sets_and_keeps_everything_else() {
         let message = panic_message(&*err);
         assert!(message.contains("`request_id`") && message.contains("with_context"), "{message}");
         assert_eq!(REQUEST_ID.get(), None, "the refused value was not stored");
-        assert_eq!(REQUEST_ID.scope(2, || REQUEST_ID.get()), Some(2));
+        assert_eq!(REQUEST_ID.sync_scope(2, || REQUEST_ID.get()), Some(2));
         let mut task = Context::new();
         task.run(|| REQUEST_ID.set(3));
         assert_eq!((task.get(&REQUEST_ID), REQUEST_ID.get()), (Some(&3), None));
@@ -39,7 +39,7 @@ fn a_marked_thread_refuses_root_sets_and_keeps_everything_else() {
                 yield_now().await;
                 REQUEST_ID.get()
             }
-            .with_context(Context::new()),
+            .in_context(Context::new()),
         );
         assert_eq!((polled, REQUEST_ID.get()), (Some(4), None));
         contextvars::thread::unmark_worker();
@@ -80,7 +80,7 @@ fn tokio_workers_marked_at_thread_start() {
                 REQUEST_ID.set(n);
                 yield_now().await;
                 let seen = REQUEST_ID.get();
-                let scoped = REQUEST_ID.scope(n + 1000, || REQUEST_ID.get());
+                let scoped = REQUEST_ID.sync_scope(n + 1000, || REQUEST_ID.get());
                 (seen == Some(n), scoped == Some(n + 1000))
             }));
         }
@@ -102,10 +102,11 @@ fn rayon_workers_marked_at_start() {
         .unwrap();
     pool.install(|| {
         assert!(catch_unwind(|| REQUEST_ID.set(1)).is_err());
-        assert_eq!(REQUEST_ID.scope(2, || REQUEST_ID.get()), Some(2));
+        assert_eq!(REQUEST_ID.sync_scope(2, || REQUEST_ID.get()), Some(2));
         let sums: Vec<usize> = (0..100)
             .map(|n| {
-                REQUEST_ID.scope(n, || contextvars::rayon::join(|| REQUEST_ID.get(), || REQUEST_ID.get()))
+                REQUEST_ID
+                    .sync_scope(n, || contextvars::rayon::join(|| REQUEST_ID.get(), || REQUEST_ID.get()))
             })
             .map(|(a, b)| a.unwrap_or(0) + b.unwrap_or(0))
             .collect();
@@ -131,7 +132,7 @@ fn a_hand_started_smol_thread() {
             yield_now().await;
             REQUEST_ID.get()
         }
-        .with_current_context(),
+        .in_current_context(),
     );
     assert!(smol::block_on(naive));
     assert_eq!(smol::block_on(wrapped), Some(7));
@@ -142,11 +143,10 @@ fn a_hand_started_smol_thread() {
 /// awaits, reads it back; no layer, no wrapper), 200 concurrent requests over real TCP. It
 /// fails loudly (panics in handlers, requests refused) and never answers with another
 /// request's ID. (A task that moves to another worker after its `set` reads nothing there: a
-/// lost value, which the check cannot see and this test does not count as foreign.) The same handler spawned through `with_var` answers every request right.
+/// lost value, which the check cannot see and this test does not count as foreign.) The same handler run through `ContextVar::scope` answers every request right.
 #[cfg(all(feature = "tokio", debug_assertions))]
 mod naive_axum {
     use axum::extract::Path;
-    use contextvars::FutureExt;
 
     use super::REQUEST_ID;
 
@@ -158,13 +158,13 @@ mod naive_axum {
     }
 
     pub(super) async fn corrected(Path(n): Path<usize>) -> String {
-        async move {
-            let before = REQUEST_ID.get();
-            tokio::task::yield_now().await;
-            format!("{before:?} {:?}", REQUEST_ID.get())
-        }
-        .with_var(&REQUEST_ID, n)
-        .await
+        REQUEST_ID
+            .scope(n, async move {
+                let before = REQUEST_ID.get();
+                tokio::task::yield_now().await;
+                format!("{before:?} {:?}", REQUEST_ID.get())
+            })
+            .await
     }
 
     /// Whether a body shows a request ID other than `n`.
@@ -259,7 +259,7 @@ async fn a_sync_set_reset_pair_in_a_task_never_trips_the_check() {
             let seen = LIBRARY.get();
             LIBRARY.reset(token).unwrap();
             yield_now().await;
-            LIBRARY.scope(n, || LIBRARY.get()) == Some(n) && seen == Some(n) && LIBRARY.get().is_none()
+            LIBRARY.sync_scope(n, || LIBRARY.get()) == Some(n) && seen == Some(n) && LIBRARY.get().is_none()
         }));
     }
     for handle in handles {

@@ -81,7 +81,7 @@ fn sqlite_sees_each_request_s_comment_on_its_statements() {
 
     for n in 0..REQUESTS {
         request(n).sync_scope(|| {
-            TENANT.scope(format!("acme 'n{n}'"), || {
+            TENANT.sync_scope(format!("acme 'n{n}'"), || {
                 let insert = format!("INSERT INTO orders (id, tenant) VALUES ({n}, 'tenant-{n}');");
                 let annotated = commenter.annotate(&insert);
                 assert!(annotated.ends_with("*/;"), "{annotated}");
@@ -137,7 +137,7 @@ fn statements_that_hold_a_comment_run_unchanged_and_outside_requests_nothing_is_
     let value: i64 = connection.query_row(&commenter.annotate(plain), [], |row| row.get(0)).unwrap();
     assert_eq!(value, 2);
     // Outside a request, a variable alone still makes a comment.
-    let tenant_only = TENANT.scope("solo".into(), || commenter.annotate("SELECT 3").into_owned());
+    let tenant_only = TENANT.sync_scope("solo".into(), || commenter.annotate("SELECT 3").into_owned());
     let value: i64 = connection.query_row(&tenant_only, [], |row| row.get(0)).unwrap();
     assert_eq!(value, 3);
     assert_eq!(*seen.lock().unwrap(), [own, plain, "SELECT 3 /*tenant='solo'*/"]);

@@ -26,7 +26,7 @@ pin_project! {
     /// let task: AndContext<_> = async {
     ///     N.set(2);
     /// }
-    /// .with_current_context()
+    /// .in_current_context()
     /// .and_context();
     /// let ((), ctx) = task.await;
     /// assert_eq!(ctx.get(&N), Some(&2));

@@ -13,8 +13,8 @@
 //! [`spawn_blocking`] remain the way to start them in the caller's context.
 //!
 //! Other ways to spawn take the one-line pattern these functions are made of:
-//! `set.spawn(future.with_current_context())` for a `JoinSet`,
-//! `handle.spawn(future.with_current_context())` for a runtime `Handle`,
+//! `set.spawn(future.in_current_context())` for a `JoinSet`,
+//! `handle.spawn(future.in_current_context())` for a runtime `Handle`,
 //! `Context::current().wrap(job)` for a blocking job.
 //!
 //! # Examples
@@ -76,7 +76,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::task::spawn(future.with_current_context())
+    ::tokio::task::spawn(future.in_current_context())
 }
 
 /// [`tokio::task::spawn_local`], with the task running in a
@@ -110,7 +110,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    ::tokio::task::spawn_local(future.with_current_context())
+    ::tokio::task::spawn_local(future.in_current_context())
 }
 
 /// [`tokio::task::spawn_blocking`], with the job running in a

@@ -123,7 +123,7 @@ fn lock(task: Id) -> MutexGuard<'static, HashMap<Id, Slot, BuildHasherDefault<Id
 /// of the thread that drops them; a task that completes or is aborted is dropped inside its
 /// last poll, in its own context.
 ///
-/// [`spawn`](super::spawn) and [`FutureExt::with_context`](crate::FutureExt::with_context)
+/// [`spawn`](super::spawn) and [`FutureExt::in_context`](crate::FutureExt::in_context)
 /// keep working on such a runtime: the wrapped future's context is entered inside the task's.
 /// So does [`thread::mark_worker`](crate::thread::mark_worker) in `on_thread_start`: a `set`
 /// in a task lands in the task's context, so the check has nothing to catch there, and still

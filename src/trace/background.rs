@@ -52,7 +52,7 @@ use crate::{Context, FutureExt, WithContext};
 /// ```
 pub fn background<F: Future>(job: F) -> Background<F> {
     let started = Started { job, link: Some(Link::current()) };
-    Background { inner: started.with_context(fresh_context()) }
+    Background { inner: started.in_context(fresh_context()) }
 }
 
 /// Runs the closure `f` as background work, as [`background`] runs a future: in a fresh,
@@ -70,7 +70,7 @@ pub fn background<F: Future>(job: F) -> Background<F> {
 ///
 /// let request = TraceContext::new_root();
 /// request.clone().sync_scope(|| {
-///     USER.scope("alice", || {
+///     USER.sync_scope("alice", || {
 ///         let (trace, user) = sync_background(|| (TraceContext::current().unwrap(), USER.get()));
 ///         assert_ne!(trace.trace_id(), request.trace_id());
 ///         assert_eq!(user, None);

@@ -39,7 +39,7 @@ pub trait TravellingVar: sealed::Sealed + Send + Sync {
 /// static QUOTA_IN_BAGGAGE: BaggageVar<u32> =
 ///     BaggageVar::new("quota", &QUOTA, |q| q.to_string(), |text| text.parse().ok());
 ///
-/// QUOTA.scope(7, || assert_eq!(QUOTA_IN_BAGGAGE.encode_current().as_deref(), Some("7")));
+/// QUOTA.sync_scope(7, || assert_eq!(QUOTA_IN_BAGGAGE.encode_current().as_deref(), Some("7")));
 /// let context = QUOTA_IN_BAGGAGE.decode_into("12", &contextvars::Context::new()).unwrap();
 /// assert_eq!(context.get(&QUOTA), Some(&12));
 /// assert!(QUOTA_IN_BAGGAGE.decode_into("many", &contextvars::Context::new()).is_none());

@@ -458,7 +458,7 @@ impl TraceContext {
     /// # });
     /// ```
     pub fn scope<F: Future>(self, fut: F) -> WithContext<F> {
-        fut.with_context(self.set_in(&Context::current()))
+        fut.in_context(self.set_in(&Context::current()))
     }
 
     /// Runs `f` with this trace as the current one, restoring the previous one afterwards,
@@ -479,7 +479,7 @@ impl TraceContext {
     /// assert_eq!(TraceContext::current(), None);
     /// ```
     pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
-        TRACE_CONTEXT.scope(self, f)
+        TRACE_CONTEXT.sync_scope(self, f)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ContextVar;
 /// let tenant = CurrentValue::new(&TENANT).missing("no-tenant");
 ///
 /// assert_eq!(format!("tenant={tenant}"), "tenant=no-tenant");
-/// TENANT.scope("acme".to_string(), || {
+/// TENANT.sync_scope("acme".to_string(), || {
 ///     assert_eq!(format!("tenant={tenant}"), "tenant=acme");
 ///     assert_eq!(format!("[{tenant:>6}]"), "[  acme]");
 /// });

@@ -67,7 +67,7 @@ pub use capture::{CaptureError, CapturedRecord, LogCapture};
 /// CorrelationIdLogger::new(inner).var("tenant", &TENANT).init(log::LevelFilter::Info);
 ///
 /// TraceContext::extract(&[("x-trace-id", "req-1")]).sync_scope(|| {
-///     TENANT.scope("acme".into(), || log::info!("paid"));
+///     TENANT.sync_scope("acme".into(), || log::info!("paid"));
 /// });
 /// log::warn!("idle");
 /// assert_eq!(*lines.lock().unwrap(), [

@@ -31,7 +31,7 @@
 //!     ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
 //!     ("tracestate", "congo=t61rcWkgMzE"),
 //! ]);
-//! let sql = trace.sync_scope(|| TENANT.scope("acme".into(), || commenter.annotate("SELECT * FROM orders;")));
+//! let sql = trace.sync_scope(|| TENANT.sync_scope("acme".into(), || commenter.annotate("SELECT * FROM orders;")));
 //! assert!(sql.starts_with(
 //!     "SELECT * FROM orders /*correlation_id='order-42',tenant='acme',\
 //!      traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-" // then a new parent-id, and the flags

@@ -119,7 +119,7 @@ fn reenter(seed: i64) {
             let token = var.set(V::new(seed));
             let _ = var.reset(token);
         }
-        2 => var.scope(V::new(seed), || drop(var.get())),
+        2 => var.sync_scope(V::new(seed), || drop(var.get())),
         3 => Context::new().run(|| drop(var.set(V::new(seed)))),
         4 => {
             let mut snapshot = contextvars::copy_context();
@@ -465,7 +465,7 @@ impl State {
                         };
                     };
                     let result = catch_unwind(AssertUnwindSafe(|| {
-                        cvar(var).scope(V::new((*value).into()), || self.run(body));
+                        cvar(var).sync_scope(V::new((*value).into()), || self.run(body));
                     }));
                     restore(self);
                     if let Err(payload) = result {
@@ -556,7 +556,7 @@ impl State {
                 let script =
                     Script { steps: steps.clone().into_iter(), tokens: Vec::new(), log: Rc::clone(&log) };
                 self.futures[slot(index)] = Some(HeldFuture {
-                    future: Box::pin(script.with_context(ctx)),
+                    future: Box::pin(script.in_context(ctx)),
                     model,
                     steps: steps.clone().into_iter(),
                     tokens: Vec::new(),

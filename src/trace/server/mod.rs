@@ -335,6 +335,6 @@ where
         let mut context = self.context_of(trace);
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));
-        ResponseFuture::new(future.with_context(context.clone()), context, echo)
+        ResponseFuture::new(future.in_context(context.clone()), context, echo)
     }
 }

@@ -1,5 +1,5 @@
-//! `FutureExt::with_var`: a value for the length of a future, on any executor; and the
-//! synchronous `ContextVar::scope`, which does not reach into a future it returns.
+//! `ContextVar::scope`: a value for the length of a future, on any executor, as tokio's
+//! `LocalKey::scope`; and `ContextVar::sync_scope`, its twin for a closure.
 
 use contextvars::{Context, ContextVar, FutureExt, with_context};
 
@@ -20,6 +20,8 @@ fn context_with_value_is_not_taken_over_by_the_extension_trait() {
     assert_eq!((base.get(&V), borrowed.get(&V)), (None, Some(&2)));
     let chained: Context = Context::new().with_value(&V, 3).with_value(&OTHER, "x");
     assert_eq!((chained.get(&V), chained.get(&OTHER)), (Some(&3), Some(&"x")));
+    let wrapped = async { V.get() }.in_context(chained);
+    assert_eq!(futures::executor::block_on(wrapped), Some(3));
 }
 
 #[test]
@@ -27,14 +29,13 @@ fn the_value_holds_across_awaits_and_stays_inside() {
     isolated(|| {
         OTHER.set("outer");
         V.set(1);
-        let fut = async {
+        let fut = V.scope(5, async {
             let first = V.get();
             yield_now().await;
             V.set(V.get().unwrap() + 10); // stays inside
             yield_now().await;
             (first, V.get(), OTHER.get())
-        }
-        .with_var(&V, 5);
+        });
         V.set(2); // after the snapshot: not seen
         let seen = futures::executor::block_on(fut);
         assert_eq!(seen, (Some(5), Some(15), Some("outer")));
@@ -43,27 +44,26 @@ fn the_value_holds_across_awaits_and_stays_inside() {
 }
 
 #[test]
-fn the_synchronous_scope_does_not_reach_into_a_returned_future() {
+fn sync_scope_holds_for_the_closure_and_scope_for_the_future() {
     isolated(|| {
-        let lost = futures::executor::block_on(V.scope(5, || async { V.get() }));
-        assert_eq!(lost, None);
-        let kept = futures::executor::block_on(async { V.get() }.with_var(&V, 5));
+        assert_eq!(V.sync_scope(5, || V.get()), Some(5));
+        let kept = futures::executor::block_on(V.scope(5, async { V.get() }));
         assert_eq!(kept, Some(5));
+        assert_eq!(V.get(), None);
     });
 }
 
 #[test]
-fn nested_with_var() {
+fn nested_scopes() {
     isolated(|| {
-        let fut = async {
+        let fut = V.scope(1, async {
             let outer = V.get();
-            let inner = async { V.get() }.with_var(&V, 2).await;
+            let inner = V.scope(2, async { V.get() }).await;
             (outer, inner, V.get())
-        }
-        .with_var(&V, 1);
+        });
         assert_eq!(futures::executor::block_on(fut), (Some(1), Some(2), Some(1)));
         // a future already wrapped keeps its own snapshot: taken at its wrap, before the value
-        let wrapped_first = with_context(async { V.get() }).with_var(&V, 3);
+        let wrapped_first = V.scope(3, with_context(async { V.get() }));
         assert_eq!(futures::executor::block_on(wrapped_first), None);
     });
 }
@@ -74,17 +74,14 @@ fn tokio_tasks_each_see_their_own_value() {
     let wrong = rt.block_on(async {
         let tasks: Vec<_> = (0..500u32)
             .map(|i| {
-                tokio::spawn(
-                    async move {
-                        let mut wrong = 0;
-                        for _ in 0..3 {
-                            tokio::task::yield_now().await;
-                            wrong += usize::from(V.get() != Some(i));
-                        }
-                        wrong
+                tokio::spawn(V.scope(i, async move {
+                    let mut wrong = 0;
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                        wrong += usize::from(V.get() != Some(i));
                     }
-                    .with_var(&V, i),
-                )
+                    wrong
+                }))
             })
             .collect();
         let mut wrong = 0;
