@@ -52,9 +52,6 @@ pub struct Context {
     /// [`Context::OWN`] marks the thread's own context: it travels with its contents when
     /// they are exchanged with another context's (tokio's task hooks do so).
     pub(crate) id: u64,
-    /// The read cache's hint for this context's content while it is not current (see
-    /// `raw/slot.rs`); 0 when not known.
-    pub(crate) read_hint: u64,
 }
 
 impl Context {
@@ -74,7 +71,7 @@ impl Context {
     /// ```
     #[must_use]
     pub const fn new() -> Self {
-        Self { map: IdMap::new(), id: 0, read_hint: 0 }
+        Self { map: IdMap::new(), id: 0 }
     }
 
     /// A snapshot of the current thread's context. O(1), whatever the number of variables.
@@ -247,7 +244,7 @@ impl Context {
         let mut map = self.map.clone();
         // What this displaces is still held by `self`: dropping it here runs no destructor.
         drop(map.insert(var.id(), Value::new(var.name(), value)));
-        Context { map, id: 0, read_hint: 0 }
+        Context { map, id: 0 }
     }
 
     /// A new context holding the same values as this one, without `var`.
@@ -271,7 +268,7 @@ impl Context {
         if let Some(id) = var.raw_id() {
             drop(map.remove(id)); // still held by `self`, as in `with_value`
         }
-        Context { map, id: 0, read_hint: 0 }
+        Context { map, id: 0 }
     }
 
     /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
@@ -303,19 +300,19 @@ impl Context {
 
     /// The thread's own context, empty.
     pub(crate) const fn own() -> Self {
-        Self { map: IdMap::new(), id: Self::OWN, read_hint: 0 }
+        Self { map: IdMap::new(), id: Self::OWN }
     }
 
     /// A context holding `map`, with no identity yet.
     pub(crate) fn from_map(map: IdMap<Value>) -> Self {
-        Self { map, id: 0, read_hint: 0 }
+        Self { map, id: 0 }
     }
 }
 
 impl Clone for Context {
     /// An independent context holding the same values. O(1).
     fn clone(&self) -> Self {
-        Self { map: self.map.clone(), id: 0, read_hint: self.read_hint }
+        Self { map: self.map.clone(), id: 0 }
     }
 }
 

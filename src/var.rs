@@ -409,14 +409,13 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     #[inline]
     pub fn sync_scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
         /// Restores the previous value on drop, so unwinding restores it too.
-        struct Restore<T: Send + Sync + 'static> {
-            var_id: u64,
-            var_name: &'static str,
+        struct Restore<'a, T: Send + Sync + 'static> {
+            var: &'a ContextVar<T>,
             old: Option<Old<T>>,
             /// Where the value went in place, to put the old one back the same way.
             ticket: Option<current::Ticket<T>>,
         }
-        impl<T: Send + Sync + 'static> Drop for Restore<T> {
+        impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
             #[inline]
             fn drop(&mut self) {
                 // No token to check: `f` cannot leave another context current (every enter
@@ -432,16 +431,23 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
                     (Some(old), _) => old,
                     (None, _) => return,
                 };
-                restore_now(self.var_id, self.var_name, left);
+                restore_later(self.var, left);
             }
         }
 
-        let (var_id, var_name) = (self.id(), self.name);
+        /// The restore when the value cannot go back in place: kept out of line, so that the
+        /// guard's drop stays small enough to inline.
+        #[inline(never)]
+        fn restore_later<T: Send + Sync + 'static>(var: &ContextVar<T>, old: Old<T>) {
+            restore_now(var.id(), var.name, old);
+        }
+
+        let var_id = self.id();
         let (old, ticket) = match current::replace_in_place(var_id, value) {
             Ok((old, ticket)) => (Old::Owned(old), ticket),
-            Err(value) => (set_by_change(var_id, var_name, value), None),
+            Err(value) => (set_by_change(var_id, self.name, value), None),
         };
-        let _restore = Restore { var_id, var_name, old: Some(old), ticket };
+        let _restore = Restore { var: self, old: Some(old), ticket };
         f()
     }
 

@@ -148,13 +148,13 @@ pub(crate) fn replace<T: 'static>(id: u64, value: T) -> Result<(T, Ticket<T>), T
     // no other context reaches it. No read lends a reference into it (the caller's contract),
     // and nothing else runs meanwhile.
     let old = std::mem::replace(unsafe { Value::get_raw_mut::<T>(target) }, value);
-    Ok((old, Ticket { target, stamp, _type: PhantomData }))
+    Ok((old, Ticket { target: NonNull::new(target.cast_mut()).expect("a cached value"), stamp, _type: PhantomData }))
 }
 
 /// Where [`replace`] wrote, to write there again: `ContextVar::scope` puts its value back with
 /// it. Valid while the write hint names the same stamp.
 pub(crate) struct Ticket<T> {
-    target: *const Header,
+    target: NonNull<Header>,
     stamp: u64,
     _type: PhantomData<fn(T) -> T>,
 }
@@ -172,7 +172,7 @@ pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> 
     // current layer carries that stamp with one holder, so (by the invariant) its entries
     // are unchanged, the value under the id `replace` wrote is still this allocation, a `T`
     // (the ticket's type), held once, below nodes held once. No read lends a reference.
-    Ok(std::mem::replace(unsafe { Value::get_raw_mut::<T>(ticket.target) }, value))
+    Ok(std::mem::replace(unsafe { Value::get_raw_mut::<T>(ticket.target.as_ptr()) }, value))
 }
 
 /// The value under `id` when its entry is writable and the current layer still carries the

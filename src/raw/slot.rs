@@ -106,34 +106,18 @@ pub(crate) fn change_current<R>(f: impl FnOnce(&mut Context) -> R) -> R {
 }
 
 /// A snapshot of the current context: another handle to its map, one reference-count
-/// increment. The write hint is reset, since the layer now has another holder; the read hint
-/// goes along, for the same content.
+/// increment. The write hint is reset, since the layer now has another holder.
 #[inline]
 pub(crate) fn share_current() -> Context {
-    let read_hint = thread(|thread| {
-        thread.write_hint.set(0);
-        thread.read_hint.get()
-    });
-    let mut snapshot = with_current(|ctx| Context::from_map(ctx.map.clone()));
-    snapshot.read_hint = read_hint;
-    snapshot
+    thread(|thread| thread.write_hint.set(0));
+    with_current(|ctx| Context::from_map(ctx.map.clone()))
 }
 
 /// Exchanges the current context's contents with `ctx`, for hooks that enter a context
-/// without a closure around it (see `current::exchange_detached`). The read hint travels with
-/// the contents.
+/// without a closure around it (see `current::exchange_detached`).
 #[inline]
 pub(crate) fn swap_current(ctx: &mut Context) {
-    let hint = thread(|thread| thread.read_hint.get());
-    with_current(|current| {
-        current.read_hint = hint;
-        std::mem::swap(current, ctx);
-    });
-    let hint = with_current(|current| std::mem::replace(&mut current.read_hint, 0));
-    thread(|thread| {
-        thread.read_hint.set(hint);
-        thread.write_hint.set(0);
-    });
+    change_current(|current| std::mem::swap(current, ctx));
 }
 
 /// `true` when a context is entered on this thread: the thread's own is not current, neither
@@ -149,34 +133,23 @@ pub(crate) fn in_entered_context() -> bool {
 #[inline]
 pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
     /// Puts the previous context back on drop, so unwinding restores it too.
-    struct Leave {
-        ctx: *mut Context,
-        outer: *mut Context,
-        outer_hint: u64,
-    }
+    struct Leave(*mut Context);
 
     impl Drop for Leave {
         #[inline]
         fn drop(&mut self) {
-            let hint = thread(|thread| {
-                thread.entered.set(self.outer);
-                thread.write_hint.set(0);
-                thread.read_hint.replace(self.outer_hint)
+            thread(|thread| {
+                thread.entered.set(self.0);
+                reset_hints(thread);
             });
-            // SAFETY: `ctx` is the context `enter` holds `&mut` to until this guard is gone;
-            // no reference to it is alive here (see `with_current`).
-            unsafe { (*self.ctx).read_hint = hint };
         }
     }
 
     // The pointer is used only until `_leave` puts the previous one back, while `ctx` stays
-    // borrowed by this call (see `with_current`). The context's read hint, kept in it while
-    // it is not current, becomes the thread's, and the outer context's is kept for its return.
-    let hint = std::mem::replace(&mut ctx.read_hint, 0);
-    let ctx: *mut Context = ctx;
+    // borrowed by this call (see `with_current`).
     let _leave = thread(|thread| {
-        thread.write_hint.set(0);
-        Leave { ctx, outer: thread.entered.replace(ctx), outer_hint: thread.read_hint.replace(hint) }
+        reset_hints(thread);
+        Leave(thread.entered.replace(ctx))
     });
     f()
 }
