@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hamt::IdMap;
 use crate::raw::Value;
@@ -52,6 +53,14 @@ pub struct Context {
     /// [`Context::OWN`] marks the thread's own context: it travels with its contents when
     /// they are exchanged with another context's (tokio's task hooks do so).
     pub(crate) id: u64,
+    /// The read cache's hints for this context (`raw/cache.rs`). `read_hint`: 0, or a stamp
+    /// this context's layer carried, its entries unchanged since (in-place replacements of
+    /// values aside); reset by every change to its entries. `write_hint`: 0, or the stamp its
+    /// layer carries, seen with the layer held once, and no other holder made since: reset by
+    /// every change to its entries and every new handle to its map (a clone, a snapshot, a
+    /// pin, `with_value`, `without`), the only ways another holder can appear.
+    pub(crate) read_hint: u64,
+    pub(crate) write_hint: AtomicU64,
 }
 
 impl Context {
@@ -71,7 +80,7 @@ impl Context {
     /// ```
     #[must_use]
     pub const fn new() -> Self {
-        Self { map: IdMap::new(), id: 0 }
+        Self { map: IdMap::new(), id: 0, read_hint: 0, write_hint: AtomicU64::new(0) }
     }
 
     /// A snapshot of the current thread's context. O(1), whatever the number of variables.
@@ -241,10 +250,11 @@ impl Context {
     /// ```
     #[must_use]
     pub fn with_value<T: Send + Sync + 'static>(&self, var: &ContextVar<T>, value: T) -> Context {
+        self.write_hint.store(0, Ordering::Relaxed); // another holder of the map
         let mut map = self.map.clone();
         // What this displaces is still held by `self`: dropping it here runs no destructor.
         drop(map.insert(var.id(), Value::new(var.name(), value)));
-        Context { map, id: 0 }
+        Context { map, id: 0, read_hint: 0, write_hint: AtomicU64::new(0) }
     }
 
     /// A new context holding the same values as this one, without `var`.
@@ -264,11 +274,12 @@ impl Context {
     /// ```
     #[must_use]
     pub fn without<T: Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Context {
+        self.write_hint.store(0, Ordering::Relaxed); // another holder of the map
         let mut map = self.map.clone();
         if let Some(id) = var.raw_id() {
             drop(map.remove(id)); // still held by `self`, as in `with_value`
         }
-        Context { map, id: 0 }
+        Context { map, id: 0, read_hint: 0, write_hint: AtomicU64::new(0) }
     }
 
     /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
@@ -300,19 +311,20 @@ impl Context {
 
     /// The thread's own context, empty.
     pub(crate) const fn own() -> Self {
-        Self { map: IdMap::new(), id: Self::OWN }
+        Self { map: IdMap::new(), id: Self::OWN, read_hint: 0, write_hint: AtomicU64::new(0) }
     }
 
     /// A context holding `map`, with no identity yet.
     pub(crate) fn from_map(map: IdMap<Value>) -> Self {
-        Self { map, id: 0 }
+        Self { map, id: 0, read_hint: 0, write_hint: AtomicU64::new(0) }
     }
 }
 
 impl Clone for Context {
     /// An independent context holding the same values. O(1).
     fn clone(&self) -> Self {
-        Self { map: self.map.clone(), id: 0 }
+        self.write_hint.store(0, Ordering::Relaxed); // another holder of the map
+        Self { map: self.map.clone(), id: 0, read_hint: self.read_hint, write_hint: AtomicU64::new(0) }
     }
 }
 

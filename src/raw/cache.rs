@@ -21,9 +21,12 @@
 //! - replacing a value's contents in place ([`replace`] and `current::replace_in_place`) keeps
 //!   the stamp: the entry points at the allocation, which now holds the new contents.
 //!
-//! To spare reads and writes the walk to the layer, the thread keeps two hints (`slot.rs`):
-//! the stamp of the current context's layer for reads, and for writes that stamp only while
-//! the layer is known to be held once. A miss reads the layer again.
+//! To spare reads and writes the walk to the layer, each context keeps two hints
+//! (`Context::read_hint`, `write_hint`): the stamp of its layer for reads, and for writes that
+//! stamp only while the layer is known to be held once. They travel with the context's
+//! contents (a task's reads stay cached across its polls) and are reset by every change to
+//! its entries and, for the write hint, by every new holder of its map. A miss reads the
+//! layer again.
 //!
 //! So a hit reads what the map holds now. A write through an entry also checks that the
 //! layer still has one holder (this context), so the value is this context's alone; a layer
@@ -34,7 +37,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::slot::{Thread, thread, with_current};
+use super::slot::{self, Thread, thread, with_current};
 use super::value::{Header, Value};
 use crate::hamt;
 
@@ -90,7 +93,8 @@ pub(super) fn find<T: 'static>(id: u64) -> Option<NonNull<Header>> {
     // Entries carry non-zero ids and stamps, so an unknown stamp (0) and an unused entry
     // never match; id 0 (a variable never set) matches only an unused entry, which holds
     // nothing, rightly.
-    match thread(|thread| thread.cache.hit(id, thread.read_hint.get())) {
+    let hint = slot::read_hint();
+    match thread(|thread| thread.cache.hit(id, hint)) {
         Some(value) => {
             debug_check(id, value);
             // By the invariant (module docs) the current map holds this value under `id`
@@ -110,12 +114,10 @@ fn find_slow<T: 'static>(id: u64) -> Option<NonNull<Header>> {
         let root = ctx.map.root()?;
         let stamp = hamt::name_content(root);
         let layer_alone = root.is_unique();
-        thread(|thread| {
-            thread.read_hint.set(stamp);
-            if layer_alone {
-                thread.write_hint.set(stamp);
-            }
-        });
+        ctx.read_hint = stamp;
+        if layer_alone {
+            *ctx.write_hint.get_mut() = stamp;
+        }
         if let Some(value) = thread(|thread| thread.cache.hit(id, stamp)) {
             debug_check(id, value);
             return NonNull::new(value.cast_mut());
@@ -164,7 +166,7 @@ pub(crate) struct Ticket<T> {
 /// `value` back otherwise.
 #[inline]
 pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> {
-    if ticket.stamp != thread(|thread| thread.write_hint.get()) || super::is_lending() {
+    if ticket.stamp != slot::write_hint() || super::is_lending() {
         return Err(value);
     }
     crate::stats::count(crate::stats::Event::WroteThroughCache);
@@ -185,7 +187,7 @@ fn writable(thread: &Thread, id: u64) -> Option<(*const Header, u64)> {
         return None;
     }
     let stamp = cache.stamps[slot].get();
-    (stamp == thread.write_hint.get() || confirm_writable(stamp)).then(|| (cache.values[slot].get(), stamp))
+    (stamp == slot::write_hint() || confirm_writable(stamp)).then(|| (cache.values[slot].get(), stamp))
 }
 
 /// `true` when the current context's layer carries `stamp` and is held once; then records
@@ -194,13 +196,13 @@ fn writable(thread: &Thread, id: u64) -> Option<(*const Header, u64)> {
 fn confirm_writable(stamp: u64) -> bool {
     // Holder count first (acquire), then the stamp: a copy made on another thread cleared the
     // stamp before it released its handle, so a layer held once shows that.
-    let confirmed = with_current(|ctx| {
-        ctx.map.root().is_some_and(|root| root.is_unique() && hamt::stamp_of(root) == stamp)
-    });
-    if confirmed {
-        thread(|thread| thread.write_hint.set(stamp));
-    }
-    confirmed
+    with_current(|ctx| {
+        let confirmed = ctx.map.root().is_some_and(|root| root.is_unique() && hamt::stamp_of(root) == stamp);
+        if confirmed {
+            *ctx.write_hint.get_mut() = stamp;
+        }
+        confirmed
+    })
 }
 
 /// Records that the value under `id` in the current context was just replaced in place, the
@@ -212,10 +214,9 @@ pub(crate) fn record_writable(id: u64) {
         if let Some((value, true)) = hamt::find(root, id) {
             if root.is_unique() && value.is_unique() {
                 let stamp = hamt::name_content(root);
-                thread(|thread| {
-                    thread.write_hint.set(stamp);
-                    thread.cache.record(id, stamp, value.as_ptr().as_ptr(), true);
-                });
+                let entry = value.as_ptr().as_ptr();
+                *ctx.write_hint.get_mut() = stamp;
+                thread(|thread| thread.cache.record(id, stamp, entry, true));
             }
         }
     });

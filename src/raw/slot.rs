@@ -12,12 +12,13 @@
 //! [`change_current`], which may change its entries), for the length of a closure that
 //! neither enters nor leaves a context nor runs user code.
 //!
-//! Beside the pointer, the thread keeps two hints for the read cache ([`Thread`]). Entering and
-//! leaving reset them, and so does every change to the current context's entries.
+//! The read cache's hints live in each context (`Context::read_hint`, `write_hint`), so that
+//! entering and leaving store one word and a task's reads stay cached across its polls.
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::ManuallyDrop;
 use std::ptr;
+use std::sync::atomic::Ordering;
 
 use super::cache::Cache;
 use crate::Context;
@@ -26,21 +27,9 @@ use crate::Context;
 /// that every access shares one base address. No destructor: reaching it is a plain
 /// thread-local access, also from other thread-locals' destructors.
 pub(super) struct Thread {
-    /// The context entered last and not yet left; null when none is entered (then [`OWN`] is
-    /// current).
-    entered: Cell<*mut Context>,
-    /// The read cache's hints: what the thread knows of the current context, 0 for "not
-    /// known". Entering and leaving a context reset both, and so do the events named below.
-    ///
-    /// `read`: 0, or a stamp the current context's layer carried since the context became
-    /// current, its entries unchanged since (in-place replacements of values aside). Reset
-    /// by every change to the current context's entries.
-    pub(super) read_hint: Cell<u64>,
-    /// `write`: 0, or the stamp the current context's layer carries, seen with that layer
-    /// held once, and held once since: reset by every change to the current context's entries
-    /// and by every new handle to its layer (a snapshot, a pin), the only ways another holder
-    /// can appear while it is held once.
-    pub(super) write_hint: Cell<u64>,
+    /// The current context: the one entered last and not yet left, else the thread's own
+    /// ([`OWN`]); null until the thread first reaches its own.
+    current: Cell<*mut Context>,
     /// The read cache's entries (`cache.rs`).
     pub(super) cache: Cache,
 }
@@ -50,14 +39,8 @@ thread_local! {
     /// thread-local has no destructor; `current::ExitGuard` drops its values at thread exit.
     static OWN: UnsafeCell<ManuallyDrop<Context>> =
         const { UnsafeCell::new(ManuallyDrop::new(Context::own())) };
-    pub(super) static THREAD: Thread = const {
-        Thread {
-            entered: Cell::new(ptr::null_mut()),
-            read_hint: Cell::new(0),
-            write_hint: Cell::new(0),
-            cache: Cache::new(),
-        }
-    };
+    pub(super) static THREAD: Thread =
+        const { Thread { current: Cell::new(ptr::null_mut()), cache: Cache::new() } };
 }
 
 /// Runs `f` on the thread's state.
@@ -66,17 +49,36 @@ pub(super) fn thread<R>(f: impl FnOnce(&Thread) -> R) -> R {
     THREAD.with(f)
 }
 
-#[inline]
-fn reset_hints(thread: &Thread) {
-    thread.read_hint.set(0);
-    thread.write_hint.set(0);
-}
-
-/// The current context: the one entered last, else the thread's own.
+/// The current context.
 #[inline]
 fn current() -> *mut Context {
-    let entered = thread(|thread| thread.entered.get());
-    if entered.is_null() { OWN.with(|own| own.get().cast::<Context>()) } else { entered }
+    let current = thread(|thread| thread.current.get());
+    if current.is_null() { reach_own() } else { current }
+}
+
+/// The thread's first access: the thread's own context becomes current.
+#[cold]
+#[inline(never)]
+fn reach_own() -> *mut Context {
+    let own = OWN.with(|own| own.get().cast::<Context>());
+    thread(|thread| thread.current.set(own));
+    own
+}
+
+/// The current context's read hint (see `cache.rs`).
+#[inline]
+pub(super) fn read_hint() -> u64 {
+    // SAFETY: `current()` is valid (see `with_current`); a plain read of one field, with no
+    // reference to the context alive meanwhile (the engine makes one only inside
+    // `with_current`, and this is not called from there).
+    unsafe { (*current()).read_hint }
+}
+
+/// The current context's write hint (see `cache.rs`).
+#[inline]
+pub(super) fn write_hint() -> u64 {
+    // SAFETY: as in `read_hint`; the field is an atomic, read through a shared reference.
+    unsafe { (*current()).write_hint.load(Ordering::Relaxed) }
 }
 
 /// Runs `f` on the current context.
@@ -100,17 +102,24 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&mut Context) -> R) -> R {
 /// the context's contents): the read cache's hints are reset after it.
 #[inline]
 pub(crate) fn change_current<R>(f: impl FnOnce(&mut Context) -> R) -> R {
-    let result = with_current(f);
-    thread(reset_hints);
-    result
+    with_current(|ctx| {
+        let result = f(ctx);
+        ctx.read_hint = 0;
+        *ctx.write_hint.get_mut() = 0;
+        result
+    })
 }
 
 /// A snapshot of the current context: another handle to its map, one reference-count
 /// increment. The write hint is reset, since the layer now has another holder.
 #[inline]
 pub(crate) fn share_current() -> Context {
-    thread(|thread| thread.write_hint.set(0));
-    with_current(|ctx| Context::from_map(ctx.map.clone()))
+    with_current(|ctx| {
+        *ctx.write_hint.get_mut() = 0;
+        let mut snapshot = Context::from_map(ctx.map.clone());
+        snapshot.read_hint = ctx.read_hint; // the same content
+        snapshot
+    })
 }
 
 /// Exchanges the current context's contents with `ctx`, for hooks that enter a context
@@ -138,18 +147,13 @@ pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
     impl Drop for Leave {
         #[inline]
         fn drop(&mut self) {
-            thread(|thread| {
-                thread.entered.set(self.0);
-                reset_hints(thread);
-            });
+            thread(|thread| thread.current.set(self.0));
         }
     }
 
     // The pointer is used only until `_leave` puts the previous one back, while `ctx` stays
-    // borrowed by this call (see `with_current`).
-    let _leave = thread(|thread| {
-        reset_hints(thread);
-        Leave(thread.entered.replace(ctx))
-    });
+    // borrowed by this call (see `with_current`). The read cache's hints live in each context,
+    // so nothing else changes.
+    let _leave = Leave(thread(|thread| thread.current.replace(ctx)));
     f()
 }
