@@ -150,7 +150,14 @@ pub(crate) fn replace<T: 'static>(id: u64, value: T) -> Result<(T, Ticket<T>), T
     // no other context reaches it. No read lends a reference into it (the caller's contract),
     // and nothing else runs meanwhile.
     let old = std::mem::replace(unsafe { Value::get_raw_mut::<T>(target) }, value);
-    Ok((old, Ticket { target: NonNull::new(target.cast_mut()).expect("a cached value"), stamp, _type: PhantomData }))
+    Ok((
+        old,
+        Ticket {
+            target: NonNull::new(target.cast_mut()).expect("a cached value"),
+            stamp,
+            _type: PhantomData,
+        },
+    ))
 }
 
 /// Where [`replace`] wrote, to write there again: `ContextVar::scope` puts its value back with

@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 
 use super::Shared;
 use super::cache;
-use super::slot::share_current;
+use super::slot::{share_current, thread};
 use super::value::Value;
 use crate::hamt::Layer;
 use crate::stats;
@@ -30,8 +30,6 @@ thread_local! {
     /// no value pointer reaches it, and folds its raise and drop around a read that runs no
     /// user code.
     static READING: Cell<u32> = const { Cell::new(0) };
-    /// `true` while `PINS` holds maps, to release when `READING` is back to 0.
-    static PINNED: Cell<bool> = const { Cell::new(false) };
     /// Maps pinned by changes made while a read lent a reference.
     static PINS: RefCell<Vec<Shared<Layer<Value>>>> = const { RefCell::new(Vec::new()) };
 }
@@ -72,7 +70,7 @@ impl Drop for Reading {
     #[inline]
     fn drop(&mut self) {
         READING.set(READING.get() - 1);
-        if PINNED.get() {
+        if thread(|thread| thread.pinned.get()) {
             unpin();
         }
     }
@@ -85,7 +83,7 @@ fn unpin() {
     if READING.get() != 0 {
         return;
     }
-    PINNED.set(false);
+    thread(|thread| thread.pinned.set(false));
     let pins = PINS.try_with(|pins| std::mem::take(&mut *pins.borrow_mut())).unwrap_or_default();
     if pins.iter().any(Shared::is_unique) {
         stats::count(stats::Event::PinnedMapFreed);
@@ -103,7 +101,7 @@ pub(crate) fn pin() {
         stats::count(stats::Event::Pinned);
         let mut root = Some(root);
         if PINS.try_with(|pins| pins.borrow_mut().extend(root.take())).is_ok() {
-            PINNED.set(true);
+            thread(|thread| thread.pinned.set(true));
         }
         // `PINS` is gone only in a destructor running at thread exit: the map must still
         // outlive the read, so it is leaked rather than released early.

@@ -32,6 +32,8 @@ pub(super) struct Thread {
     current: Cell<*mut Context>,
     /// The read cache's entries (`cache.rs`).
     pub(super) cache: Cache,
+    /// Lending (`lend.rs`): `true` while maps are pinned, to release when the reads end.
+    pub(super) pinned: Cell<bool>,
 }
 
 thread_local! {
@@ -40,7 +42,7 @@ thread_local! {
     static OWN: UnsafeCell<ManuallyDrop<Context>> =
         const { UnsafeCell::new(ManuallyDrop::new(Context::own())) };
     pub(super) static THREAD: Thread =
-        const { Thread { current: Cell::new(ptr::null_mut()), cache: Cache::new() } };
+        const { Thread { current: Cell::new(ptr::null_mut()), cache: Cache::new(), pinned: Cell::new(false) } };
 }
 
 /// Runs `f` on the thread's state.
