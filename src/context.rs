@@ -309,6 +309,10 @@ impl Context {
     /// `ids::unique`.
     pub(crate) const OWN: u64 = 1 << 63;
 
+    /// The bit of a token's context identity that marks a `set` the running tokio task made
+    /// as a claim in the thread's own context (`raw/claims.rs`).
+    pub(crate) const CLAIM: u64 = 1 << 62;
+
     /// The thread's own context, empty.
     pub(crate) const fn own() -> Self {
         Self { map: IdMap::new(), id: Self::OWN, read_hint: 0, write_hint: AtomicU64::new(0) }

@@ -25,6 +25,8 @@ use crate::Context;
 use crate::hamt::{self, IdMap};
 use crate::raw::{self, Value};
 
+#[cfg(feature = "tokio")]
+pub(crate) use crate::raw::claims::claimant;
 pub(crate) use crate::raw::{enter, in_entered_context};
 
 /// `FLAGS`: the thread is an executor worker (`thread::mark_worker`).
@@ -52,10 +54,62 @@ pub(crate) fn lend<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R
     raw::lend_value(id, f)
 }
 
-/// A snapshot of the current context: one reference-count increment.
+/// A snapshot of the current context: one reference-count increment. In the thread's own
+/// context inside a tokio task that claimed variables (feature `tokio`), with its claims.
 #[inline]
 pub(crate) fn snapshot() -> Context {
+    #[cfg(feature = "tokio")]
+    if raw::claims::any() {
+        if let Some(task) = claimant() {
+            let base = raw::share_current();
+            return Context::from_map(raw::claims::snapshot(task, base.map));
+        }
+    }
     raw::share_current()
+}
+
+/// A `set` in the thread's own context by the running tokio task: the task's claim (see
+/// `raw/claims.rs`). Returns the value the task saw before.
+#[cfg(feature = "tokio")]
+pub(crate) fn claim<T: Send + Sync + 'static>(
+    var_id: u64,
+    name: &'static str,
+    value: T,
+    task: ::tokio::task::Id,
+    set_at: &'static std::panic::Location<'static>,
+) -> crate::token::Old<T> {
+    let (old, displaced) = raw::claims::set(var_id, name, value, task, set_at);
+    raw::hold(displaced);
+    old
+}
+
+/// The reset of a [`claim`].
+#[cfg(feature = "tokio")]
+pub(crate) fn unclaim<T: Send + Sync + 'static>(
+    var_id: u64,
+    name: &'static str,
+    old: crate::token::Old<T>,
+    task: ::tokio::task::Id,
+) {
+    raw::hold(raw::claims::reset(var_id, name, old, task));
+}
+
+/// A change of `var_id` made in the current context outside claims: in the thread's own
+/// context, ends any claim on the variable.
+#[cfg(feature = "tokio")]
+pub(crate) fn base_changed(var_id: u64) {
+    if raw::claims::any() && !in_entered_context() {
+        raw::hold(raw::claims::end_claim(var_id));
+    }
+}
+
+/// Hands pending reports of leaked values to their hook, outside any read.
+#[cfg(feature = "tokio")]
+#[inline]
+pub(crate) fn deliver_reports() {
+    if !raw::is_lending() {
+        crate::tokio::leak::deliver();
+    }
 }
 
 /// The current context's identity for tokens, drawn on first use.
@@ -102,6 +156,10 @@ pub(crate) use crate::raw::{Ticket, put_back};
 /// walks the map, and records the value for the next time when it could write.
 #[inline(never)]
 fn replace_by_search<T: 'static>(var_id: u64, value: T) -> Result<T, T> {
+    #[cfg(feature = "tokio")]
+    if claimant().is_some() {
+        return Err(value); // a claim, not a change of the thread's own context
+    }
     let replaced = raw::with_current(move |ctx| {
         let slot = ctx.map.root_mut().as_mut().and_then(|root| hamt::get_mut_in_place(root, var_id));
         match slot.and_then(Value::get_mut::<T>) {
@@ -111,6 +169,8 @@ fn replace_by_search<T: 'static>(var_id: u64, value: T) -> Result<T, T> {
     });
     if replaced.is_ok() {
         raw::record_writable(var_id);
+        #[cfg(feature = "tokio")]
+        base_changed(var_id);
     }
     replaced
 }
@@ -208,6 +268,34 @@ pub(crate) fn set_flag(flag: u8, on: bool) {
     FLAGS.set(if on { flags | flag } else { flags & !flag });
 }
 
+/// How to give the work running on this worker thread a context of its own, for the thread's
+/// kind: a tokio worker, a rayon worker, or another pool's.
+fn worker_fix() -> String {
+    #[cfg(feature = "tokio")]
+    if ::tokio::runtime::Handle::try_current().is_ok() {
+        let layers = if cfg!(feature = "tower") {
+            ", or serve requests through `contextvars::tower::ContextLayer` or \
+             `contextvars::trace::server::TraceContextServerLayer`"
+        } else {
+            ""
+        };
+        return format!(
+            "give the tokio task a context of its own: spawn it with `contextvars::tokio::spawn` \
+             or wrap it with `.in_current_context()`{layers}"
+        );
+    }
+    #[cfg(feature = "rayon")]
+    if ::rayon::current_thread_index().is_some() {
+        return "give the rayon job a context of its own: run it through `contextvars::rayon::*` \
+                (spawn, join, scope, `par_iter().in_current_context()`) or wrap it with \
+                `Context::current().wrap(..)`"
+            .to_string();
+    }
+    "give each task a context of its own: wrap a closure with `Context::current().wrap(..)`, a \
+     future with `.in_current_context()`, or spawn through `ContextSpawner`"
+        .to_string()
+}
+
 /// Panics (or warns, in warn-only mode) when a `set` on a worker thread would change the
 /// thread's own context, which every task the thread polls next would see.
 #[inline]
@@ -224,10 +312,9 @@ pub(crate) fn check_root_set(name: &'static str) {
 fn root_set_on_worker(name: &'static str) {
     let message = format!(
         "contextvars: `{name}` was set on an executor worker thread outside any task context, so \
-         every task this thread polls next would see the value; run the task in a context of its \
-         own (spawn it with `contextvars::tokio::spawn` or wrap it with `with_context(fut)` / \
-         `.in_current_context()`), or set the value for one call with `sync_scope` or for one \
-         future with `scope`"
+         every task this thread runs next would see the value; {}, or set the value for one call \
+         with `sync_scope` or for one future with `scope`",
+        worker_fix()
     );
     assert!(flags() & WARN_ONLY != 0, "{message}");
     let location = std::panic::Location::caller();

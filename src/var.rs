@@ -141,14 +141,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// [`get_or`](Self::get_or) and [`is_set`](Self::is_set) check the same.
     #[inline]
     #[must_use]
-    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn get(&self) -> Option<T>
     where
         T: Clone,
     {
         // Id 0 (never set anywhere) is under no entry of any context: no branch needed for it.
         let id = self.id.load(Ordering::Relaxed);
-        self.check_read(id);
         current::lend(id, |value: Option<&T>| match value {
             Some(value) => Some(value.clone()),
             None => self.default.clone(),
@@ -171,13 +169,11 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[inline]
     #[must_use]
-    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn get_or(&self, fallback: T) -> T
     where
         T: Clone,
     {
         let Some(id) = self.raw_id() else { return fallback };
-        self.check_read(id);
         current::lend(id, |value: Option<&T>| value.cloned()).unwrap_or(fallback)
     }
 
@@ -199,13 +195,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(len, 5);
     /// ```
     #[inline]
-    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         match self.raw_id() {
-            Some(id) => {
-                self.check_read(id);
-                current::lend(id, |value: Option<&T>| f(value.or(self.default.as_ref())))
-            }
+            Some(id) => current::lend(id, |value: Option<&T>| f(value.or(self.default.as_ref()))),
             None => f(self.default.as_ref()),
         }
     }
@@ -224,10 +216,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert!(N.is_set());
     /// ```
     #[must_use]
-    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
     pub fn is_set(&self) -> bool {
         let Some(id) = self.raw_id() else { return false };
-        self.check_read(id);
         current::lend(id, |value: Option<&T>| value.is_some())
     }
 
@@ -267,21 +257,23 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     pub fn set(&self, value: T) -> Token<T> {
         current::check_root_set(self.name);
         #[cfg(all(feature = "tokio", debug_assertions))]
-        if !current::in_entered_context() {
-            crate::leak::record_set(self.id());
-        }
+        current::deliver_reports();
         self.set_unchecked(value)
     }
 
-    /// [`set`](Self::set) without the worker-thread check and the leak bookkeeping (for the
-    /// benchmarks that measure them, through `internals`).
+    /// [`set`](Self::set) without the worker-thread check (for the benchmarks that measure
+    /// it, through `internals`).
     #[inline]
+    #[track_caller]
     pub(crate) fn set_unchecked(&self, value: T) -> Token<T> {
         let (var_id, name) = (self.id(), self.name);
         let context_id = current::identity();
-        let old = match current::replace_in_place(var_id, value) {
-            Ok((old, _)) => Old::Owned(old),
-            Err(value) => set_by_change(var_id, name, value),
+        let (old, context_id) = match current::replace_in_place(var_id, value) {
+            Ok((old, _)) => (Old::Owned(old), context_id),
+            Err(value) => {
+                let (old, claimed) = set_by_change(var_id, name, value);
+                (old, if claimed { context_id | Context::CLAIM } else { context_id })
+            }
         };
         Token { var_id, var_name: name, context_id, old }
     }
@@ -314,6 +306,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// hands it back instead.
     #[inline]
     pub fn reset(&self, token: Token<T>) -> Result<(), ResetError> {
+        #[cfg(all(feature = "tokio", debug_assertions))]
+        current::deliver_reports();
         // The checks of `try_reset`, without carrying the token back: a refused token is
         // dropped here, and the result stays one byte.
         if self.raw_id() != Some(token.var_id) {
@@ -321,7 +315,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         }
         let Token { var_id, var_name, context_id, old } = token;
         if current::raw_identity() != context_id {
-            return Err(ResetError::DifferentContext);
+            return reset_elsewhere(var_id, var_name, context_id, old)
+                .map_err(|_| ResetError::DifferentContext);
         }
         restore_now(var_id, var_name, old);
         Ok(())
@@ -355,8 +350,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         // Apart at once: the parts travel in registers, not as a struct stored and reloaded.
         let Token { var_id, var_name, context_id, old } = token;
         if current::raw_identity() != context_id {
-            let token = Token { var_id, var_name, context_id, old };
-            return Err(TryResetError::new(ResetError::DifferentContext, token));
+            return reset_elsewhere(var_id, var_name, context_id, old).map_err(|old| {
+                TryResetError::new(ResetError::DifferentContext, Token { var_id, var_name, context_id, old })
+            });
         }
         restore_now(var_id, var_name, old);
         Ok(())
@@ -407,6 +403,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(DEPTH.get(), Some(0));
     /// ```
     #[inline]
+    #[track_caller]
     pub fn sync_scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
         /// Restores the previous value on drop, so unwinding restores it too.
         struct Restore<'a, T: Send + Sync + 'static> {
@@ -414,6 +411,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             old: Option<Old<T>>,
             /// Where the value went in place, to put the old one back the same way.
             ticket: Option<current::Ticket<T>>,
+            /// The value went into a claim of the running tokio task (see `raw/claims.rs`).
+            claimed: bool,
         }
         impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
             #[inline]
@@ -431,37 +430,33 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
                     (Some(old), _) => old,
                     (None, _) => return,
                 };
-                restore_later(self.var, left);
+                restore_later(self.var, left, self.claimed);
             }
         }
 
         /// The restore when the value cannot go back in place: kept out of line, so that the
         /// guard's drop stays small enough to inline.
         #[inline(never)]
-        fn restore_later<T: Send + Sync + 'static>(var: &ContextVar<T>, old: Old<T>) {
-            restore_now(var.id(), var.name, old);
+        fn restore_later<T: Send + Sync + 'static>(var: &ContextVar<T>, old: Old<T>, claimed: bool) {
+            if claimed {
+                drop(reset_elsewhere(var.id(), var.name, current::raw_identity() | Context::CLAIM, old));
+            } else {
+                restore_now(var.id(), var.name, old);
+            }
         }
 
-        let var_id = self.id();
-        let (old, ticket) = match current::replace_in_place(var_id, value) {
-            Ok((old, ticket)) => (Old::Owned(old), ticket),
-            Err(value) => (set_by_change(var_id, self.name, value), None),
-        };
-        let _restore = Restore { var: self, old: Some(old), ticket };
-        f()
-    }
-
-    /// Debug builds with the `tokio` feature: panics when the value read in the thread's own
-    /// context was set there by another tokio task (see `leak.rs`).
-    #[inline]
-    #[cfg_attr(all(feature = "tokio", debug_assertions), track_caller)]
-    #[allow(clippy::unused_self, reason = "uses the name where the check is compiled in")]
-    fn check_read(&self, id: u64) {
         #[cfg(all(feature = "tokio", debug_assertions))]
-        if !current::in_entered_context() {
-            crate::leak::check_read(id, self.name);
-        }
-        let _ = id;
+        current::deliver_reports();
+        let var_id = self.id();
+        let (old, ticket, claimed) = match current::replace_in_place(var_id, value) {
+            Ok((old, ticket)) => (Old::Owned(old), ticket, false),
+            Err(value) => {
+                let (old, claimed) = set_by_change(var_id, self.name, value);
+                (old, None, claimed)
+            }
+        };
+        let _restore = Restore { var: self, old: Some(old), ticket, claimed };
+        f()
     }
 
     /// The id, drawn on first use.
@@ -499,9 +494,41 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 /// A `set` that [`current::replace_in_place`] could not make: through [`current::change`].
 /// Kept out of line, so that the in-place path it falls back from stays small enough to
 /// inline, and the token with it.
+///
+/// In the thread's own context inside a tokio task (feature `tokio`) the value becomes the
+/// task's claim instead (`raw/claims.rs`); the flag says so.
 #[inline(never)]
-fn set_by_change<T: Send + Sync + 'static>(var_id: u64, name: &'static str, value: T) -> Old<T> {
-    current::change(|map| replace(map, var_id, name, value))
+#[track_caller]
+fn set_by_change<T: Send + Sync + 'static>(var_id: u64, name: &'static str, value: T) -> (Old<T>, bool) {
+    #[cfg(feature = "tokio")]
+    if let Some(task) = current::claimant() {
+        let old = current::claim(var_id, name, value, task, std::panic::Location::caller());
+        current::deliver_reports(); // this set may have ended another task's claim
+        return (old, true);
+    }
+    let old = current::change(|map| replace(map, var_id, name, value));
+    #[cfg(feature = "tokio")]
+    current::base_changed(var_id);
+    (old, false)
+}
+
+/// A reset with a token whose context identity is not the current context's: accepted only
+/// for a claim token of the running tokio task (see `raw/claims.rs`); `old` back otherwise.
+fn reset_elsewhere<T: Send + Sync + 'static>(
+    var_id: u64,
+    var_name: &'static str,
+    context_id: u64,
+    old: Old<T>,
+) -> Result<(), Old<T>> {
+    #[cfg(feature = "tokio")]
+    if context_id == current::raw_identity() | Context::CLAIM {
+        if let Some(task) = current::claimant() {
+            current::unclaim(var_id, var_name, old, task);
+            return Ok(());
+        }
+    }
+    let _ = (var_id, var_name, context_id);
+    Err(old)
 }
 
 /// Stores `value` under `var_id` and returns what was there: in place, with no allocation
@@ -541,10 +568,6 @@ fn restore_now<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, ol
     if let Some(old) = left {
         restore_by_change(var_id, var_name, old);
     }
-    #[cfg(all(feature = "tokio", debug_assertions))]
-    if !current::in_entered_context() {
-        crate::leak::record_reset(var_id);
-    }
 }
 
 /// A reset that [`current::replace_in_place`] could not make: through [`current::change`],
@@ -552,6 +575,8 @@ fn restore_now<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, ol
 #[inline(never)]
 fn restore_by_change<T: Send + Sync + 'static>(var_id: u64, var_name: &'static str, old: Old<T>) {
     drop(current::change(|map| restore(map, var_id, var_name, old)));
+    #[cfg(feature = "tokio")]
+    current::base_changed(var_id);
 }
 
 /// What a reset displaced: dropped by the caller once the context is back in its slot.

@@ -111,11 +111,18 @@ pub(super) fn find<T: 'static>(id: u64) -> Option<NonNull<Header>> {
 #[inline(never)]
 fn find_slow<T: 'static>(id: u64) -> Option<NonNull<Header>> {
     with_current(|ctx| {
+        #[cfg(feature = "tokio")]
+        if ctx.id & crate::Context::OWN != 0 && super::claims::any() {
+            // Claims first, nothing recorded: see `claims.rs`.
+            let found = super::claims::find(id, ctx)?;
+            // SAFETY: `claims::find` found it, so it is a live `Value` there or in the map.
+            return unsafe { Value::downcast_ptr::<T>(found) };
+        }
         let root = ctx.map.root()?;
         let stamp = hamt::name_content(root);
         let layer_alone = root.is_unique();
         ctx.read_hint = stamp;
-        if layer_alone {
+        if layer_alone && may_write_through(ctx) {
             *ctx.write_hint.get_mut() = stamp;
         }
         if let Some(value) = thread(|thread| thread.cache.hit(id, stamp)) {
@@ -204,7 +211,8 @@ fn confirm_writable(stamp: u64) -> bool {
     // Holder count first (acquire), then the stamp: a copy made on another thread cleared the
     // stamp before it released its handle, so a layer held once shows that.
     with_current(|ctx| {
-        let confirmed = ctx.map.root().is_some_and(|root| root.is_unique() && hamt::stamp_of(root) == stamp);
+        let confirmed = may_write_through(ctx)
+            && ctx.map.root().is_some_and(|root| root.is_unique() && hamt::stamp_of(root) == stamp);
         if confirmed {
             *ctx.write_hint.get_mut() = stamp;
         }
@@ -218,6 +226,9 @@ fn confirm_writable(stamp: u64) -> bool {
 pub(crate) fn record_writable(id: u64) {
     with_current(|ctx| {
         let Some(root) = ctx.map.root() else { return };
+        if !may_write_through(ctx) {
+            return;
+        }
         if let Some((value, true)) = hamt::find(root, id) {
             if root.is_unique() && value.is_unique() {
                 let stamp = hamt::name_content(root);
@@ -227,6 +238,13 @@ pub(crate) fn record_writable(id: u64) {
             }
         }
     });
+}
+
+/// `false` for the thread's own context with the `tokio` feature: every set there decides
+/// whether it is a task's claim (`claims.rs`), so none writes through the cache.
+#[inline]
+fn may_write_through(ctx: &crate::Context) -> bool {
+    !cfg!(feature = "tokio") || ctx.id & crate::Context::OWN == 0
 }
 
 /// Debug builds: checks a hit against the map (the invariant of the module docs).

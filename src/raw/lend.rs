@@ -32,6 +32,8 @@ thread_local! {
     static READING: Cell<u32> = const { Cell::new(0) };
     /// Maps pinned by changes made while a read lent a reference.
     static PINS: RefCell<Vec<Shared<Layer<Value>>>> = const { RefCell::new(Vec::new()) };
+    /// Values let go of while a read may lend a reference into them (see `hold`).
+    static HELD: RefCell<Vec<Value>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Calls `f` with the `T` under the variable id `id` in the current context, keeping it
@@ -88,7 +90,30 @@ fn unpin() {
     if pins.iter().any(Shared::is_unique) {
         stats::count(stats::Event::PinnedMapFreed);
     }
-    drop(pins); // outside the borrow: dropping a map may run values' destructors
+    let held = HELD.try_with(|held| std::mem::take(&mut *held.borrow_mut())).unwrap_or_default();
+    // Outside the borrows: dropping a map or a value may run values' destructors.
+    drop(pins);
+    drop(held);
+}
+
+/// Drops `values`, which the engine let go of outside the current context's map (the claims
+/// of `claims.rs`): at once when no read lends a reference, else once the reads end, since
+/// one of them may lend a reference into them.
+#[cfg(feature = "tokio")]
+pub(crate) fn hold(values: Vec<Value>) {
+    if values.is_empty() {
+        return;
+    }
+    if !is_lending() {
+        drop(values);
+        return;
+    }
+    let mut values = Some(values);
+    if HELD.try_with(|held| held.borrow_mut().extend(values.take().into_iter().flatten())).is_ok() {
+        thread(|thread| thread.pinned.set(true));
+    }
+    // `HELD` is gone only in a destructor at thread exit: leaked rather than freed under a read.
+    std::mem::forget(values);
 }
 
 /// Keeps another handle to the current context's map until the reads in progress end: for a

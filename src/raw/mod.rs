@@ -23,6 +23,8 @@
 //! address sanitizer.
 
 mod cache;
+#[cfg(feature = "tokio")]
+pub(crate) mod claims;
 #[cfg(all(unix, feature = "trace"))]
 mod fork;
 mod lend;
@@ -33,6 +35,8 @@ mod value;
 pub(crate) use cache::{Ticket, put_back, record_writable, replace};
 #[cfg(all(unix, feature = "trace"))]
 pub(crate) use fork::fork_generation;
+#[cfg(feature = "tokio")]
+pub(crate) use lend::hold;
 pub(crate) use lend::{is_lending, lend_value, pin};
 pub(crate) use shared::Shared;
 pub(crate) use slot::{change_current, enter, in_entered_context, share_current, swap_current, with_current};

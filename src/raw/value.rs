@@ -102,6 +102,20 @@ impl Value {
         Some(unsafe { &(*self.0.cast::<Stored<T>>().as_ptr()).value })
     }
 
+    /// `header`, when the value behind it is a `T`.
+    ///
+    /// # Safety
+    ///
+    /// `header` is the pointer of a live `Value`.
+    #[cfg(feature = "tokio")]
+    pub(in crate::raw) unsafe fn downcast_ptr<T: 'static>(
+        header: NonNull<Header>,
+    ) -> Option<NonNull<Header>> {
+        // SAFETY: a live allocation from `Value::new` (the caller's contract); its header is
+        // never written but through its atomic count.
+        (unsafe { header.as_ref() }.type_id == TypeId::of::<T>()).then_some(header)
+    }
+
     /// The value, mutably, when it is a `T` and this is the only handle.
     #[inline]
     pub(crate) fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
@@ -113,6 +127,13 @@ impl Value {
         // nothing else reads or writes the value while the `&mut` lives. The acquire load
         // orders this after the last use through handles dropped on other threads.
         Some(unsafe { &mut (*self.0.cast::<Stored<T>>().as_ptr()).value })
+    }
+
+    /// `true` when both are handles to the same value.
+    #[cfg(feature = "tokio")]
+    #[inline]
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
+        self.0 == other.0
     }
 
     /// `true` when this is the only handle to the value.

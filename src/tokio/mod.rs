@@ -32,6 +32,7 @@
 //! # }));
 //! ```
 
+pub(crate) mod leak;
 #[cfg(tokio_unstable)]
 mod task_contexts;
 
@@ -39,6 +40,7 @@ use std::future::Future;
 
 use ::tokio::task::JoinHandle;
 
+pub use self::leak::{Leak, reset_leak_hook, set_leak_hook};
 #[cfg(tokio_unstable)]
 pub use self::task_contexts::{
     on_after_task_poll, on_before_task_poll, on_task_spawn, on_task_terminate, task_contexts,
