@@ -44,6 +44,7 @@ mod hamt;
 mod ids;
 #[cfg(all(feature = "tokio", debug_assertions))]
 mod leak;
+pub mod lints;
 #[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]
 mod raw;
 #[cfg(feature = "rayon")]
