@@ -1,10 +1,12 @@
 //! Lost values found before production: a clippy recipe that flags every call starting work
-//! without the caller's context. Documentation only: this module has no items.
+//! without the caller's context, and a test that fails when a log line written inside a
+//! request lost the request's correlation ID. Documentation only: this module has no items.
 //!
 //! A value set for a request is lost wherever work starts in an empty context: a task
 //! started with `tokio::spawn`, a job given to `spawn_blocking`, a thread, a rayon job.
 //! Nothing fails there: the variable reads its default (or `None`), and log lines say
-//! `no-trace`. Clippy finds these places as the code is written.
+//! `no-trace`. Two checks find these places first: clippy, as the code is written, and a
+//! test over real requests, for what clippy cannot see.
 //!
 //! # The clippy recipe
 //!
@@ -88,3 +90,87 @@
 //!   `tokio::spawn` inside is not flagged. Built with `--cfg tokio_unstable`,
 //!   `contextvars::tokio::task_contexts` starts every tokio task in the context of its
 //!   spawn, whoever spawns it.
+//!
+//! # A test that no line inside a request says `no-trace`
+//!
+//! What clippy cannot see shows at run time, as a log line written inside a request without
+//! the request's correlation ID: formatters print `no-trace` in its place. Test for it as
+//! for anything else: run requests the way production does (through your router and its
+//! middleware, with the work they hand to tasks, threads and pools), capture every line with
+//! the correlation ID current when it was written, and check that no line of a request lacks
+//! one and that no request's lines carry two. With the `test-util` feature:
+//!
+//! - `contextvars::trace::log::LogCapture`, a logger for the `log` facade;
+//! - `contextvars::trace::tracing::TracingCapture`, a layer for `tracing-subscriber` (with
+//!   the `tracing` feature as well).
+//!
+//! Each has `check(&lines, request_of)`: `request_of` says which request a line belongs to
+//! (from its message or a field; the test knows, since it names its requests), and the check
+//! returns how many lines it checked, or the first line that failed. Their `init` installs
+//! one capture for the whole process, which sees lines from every thread; the tests of one
+//! binary share it, so each test keeps the lines of its own requests.
+//!
+//! With `log`, requests on threads:
+//!
+//! ```
+//! # #[cfg(feature = "test-util")] {
+//! use contextvars::trace::TraceContext;
+//! use contextvars::trace::log::{CapturedRecord, LogCapture};
+//!
+//! // The code under test: a request that hands work to a thread.
+//! fn handle(order: u32) {
+//!     log::info!("order={order} received");
+//!     // With `std::thread::spawn`, this line would say `no-trace` and the check would fail.
+//!     contextvars::thread::spawn(move || log::info!("order={order} priced")).join().unwrap();
+//!     log::info!("order={order} answered");
+//! }
+//!
+//! // The test.
+//! let capture = LogCapture::init();
+//! let requests: Vec<_> = (0..8)
+//!     .map(|order| {
+//!         // What the server's middleware does for each request.
+//!         contextvars::thread::spawn(move || TraceContext::new_root().sync_scope(|| handle(order)))
+//!     })
+//!     .collect();
+//! for request in requests {
+//!     request.join().unwrap();
+//! }
+//! let order_of = |r: &CapturedRecord| r.message.strip_prefix("order=")?.split(' ').next().map(str::to_owned);
+//! assert_eq!(LogCapture::check(&capture.records(), order_of), Ok(8 * 3));
+//! # }
+//! ```
+//!
+//! With `tracing`, requests on a tokio runtime:
+//!
+//! ```
+//! # #[cfg(all(feature = "test-util", feature = "tracing", feature = "tokio"))] {
+//! use contextvars::trace::TraceContext;
+//! use contextvars::trace::tracing::{CapturedEvent, TracingCapture};
+//!
+//! // The code under test: a request that hands work to a blocking thread.
+//! async fn handle(order: u32) {
+//!     tracing::info!(order, "received");
+//!     // With `tokio::task::spawn_blocking`, this line would say `no-trace`.
+//!     contextvars::tokio::spawn_blocking(move || tracing::info!(order, "priced")).await.unwrap();
+//!     tracing::info!(order, "answered");
+//! }
+//!
+//! // The test.
+//! let capture = TracingCapture::init();
+//! tokio::runtime::Runtime::new().unwrap().block_on(async {
+//!     let requests: Vec<_> = (0..8)
+//!         // What the server's middleware does for each request.
+//!         .map(|order| contextvars::tokio::spawn(TraceContext::new_root().scope(handle(order))))
+//!         .collect();
+//!     for request in requests {
+//!         request.await.unwrap();
+//!     }
+//! });
+//! let order_of = |e: &CapturedEvent| e.field("order").map(str::to_owned);
+//! assert_eq!(TracingCapture::check(&capture.events(), order_of), Ok(8 * 3));
+//! # }
+//! ```
+//!
+//! A failed check names the line:
+//! `event emitted inside a request has no correlation id: "priced order=3"`.
