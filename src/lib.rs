@@ -42,6 +42,7 @@ mod future;
 #[cfg_attr(not(feature = "internals"), allow(unreachable_pub, reason = "public to `internals` only"))]
 mod hamt;
 mod ids;
+pub mod lints;
 #[allow(unsafe_code, reason = "the crate's only unsafe code, each block with its invariant")]
 mod raw;
 #[cfg(feature = "rayon")]

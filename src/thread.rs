@@ -10,6 +10,9 @@
 //! [`mark_worker`] at the start of every worker thread (tokio's `on_thread_start`, rayon's
 //! `start_handler`, the threads you start for smol or a hand-made executor), and such a
 //! `set` panics with a message naming the fix instead of leaking.
+//!
+//! The clippy recipe of [`lints`](crate::lints) flags every call to `std::thread::spawn`,
+//! `Builder::spawn` and `Scope::spawn`, naming what to call instead.
 
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 

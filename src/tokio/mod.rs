@@ -17,6 +17,9 @@
 //! `handle.spawn(future.in_current_context())` for a runtime `Handle`,
 //! `Context::current().wrap(job)` for a blocking job.
 //!
+//! The clippy recipe of [`lints`](crate::lints) flags every call to tokio's spawning
+//! functions and methods, naming what to call instead.
+//!
 //! # Examples
 //!
 //! ```

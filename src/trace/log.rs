@@ -22,7 +22,8 @@
 //!   key-values.
 //!
 //! With the `test-util` feature, `LogCapture` records what a test logs, with the ID of
-//! each record, and checks that no request lost or mixed up its ID.
+//! each record, and checks that no request lost or mixed up its ID: the test to write is in
+//! [`lints`](crate::lints).
 
 use std::fmt;
 

@@ -109,6 +109,8 @@
 mod background;
 mod baggage;
 mod baggage_var;
+#[cfg(feature = "test-util")]
+mod capture;
 mod context;
 mod correlation_id;
 mod current_id;

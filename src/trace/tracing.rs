@@ -1,4 +1,8 @@
 //! Correlation IDs, and any context variable, in `tracing-subscriber`'s fmt output.
+//!
+//! With the `test-util` feature, `TracingCapture` records the events a test emits, with the
+//! ID of each, and checks that no request lost or mixed up its ID: the test to write is in
+//! [`lints`](crate::lints).
 
 use std::fmt;
 
@@ -9,6 +13,11 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::current_value::Fields;
 use crate::ContextVar;
+
+#[cfg(feature = "test-util")]
+mod capture;
+#[cfg(feature = "test-util")]
+pub use capture::{CaptureError, CapturedEvent, TracingCapture};
 
 /// Wraps an event format so that every line carries `correlation_id` (the key can be
 /// changed with [`key`](Self::key)), and the variables added with [`var`](Self::var), read

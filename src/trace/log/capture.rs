@@ -1,13 +1,13 @@
 //! A test tool: [`LogCapture`], a `log::Log` that keeps each record with the correlation ID
 //! current when it was emitted, and [`LogCapture::check`] (feature `test-util`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Mutex;
 
 use ::log::{Level, Log, Metadata, Record};
 
+use crate::trace::capture::{self, Mismatch};
 use crate::trace::context::TRACE_CONTEXT;
 
 /// One record seen by [`LogCapture`].
@@ -160,24 +160,18 @@ impl LogCapture {
         records: &[CapturedRecord],
         request_of: impl Fn(&CapturedRecord) -> Option<K>,
     ) -> Result<usize, CaptureError> {
-        let mut ids: HashMap<K, &str> = HashMap::new();
-        let mut checked = 0;
-        for record in records {
-            let Some(request) = request_of(record) else { continue };
-            checked += 1;
-            let Some(id) = record.correlation_id.as_deref() else {
-                return Err(CaptureError::NoCorrelationId { message: record.message.clone() });
-            };
-            let first = *ids.entry(request).or_insert(id);
-            if first != id {
-                return Err(CaptureError::MixedIds {
-                    message: record.message.clone(),
+        capture::check(records, request_of, |r| r.correlation_id.as_deref()).map_err(
+            |mismatch| match mismatch {
+                Mismatch::NoCorrelationId(index) => {
+                    CaptureError::NoCorrelationId { message: records[index].message.clone() }
+                }
+                Mismatch::MixedIds { index, first, second } => CaptureError::MixedIds {
+                    message: records[index].message.clone(),
                     first: first.to_owned(),
-                    second: id.to_owned(),
-                });
-            }
-        }
-        Ok(checked)
+                    second: second.to_owned(),
+                },
+            },
+        )
     }
 }
 
