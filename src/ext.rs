@@ -6,6 +6,11 @@ use crate::{Context, WithContext};
 /// to every future and stream: the names tracing's `Instrument` uses for its spans, so that
 /// `anyhow::Context` and opentelemetry's `FutureExt` can be in scope beside it.
 ///
+/// With the `rayon` feature they are also the rayon adapter, on any parallel iterator:
+/// `items.par_iter().in_current_context().map(f)` runs every closure of the chain in a copy of
+/// the caller's context (see the `contextvars::rayon` module, whose `use contextvars::rayon::*`
+/// brings this trait).
+///
 /// # Examples
 ///
 /// ```

@@ -34,6 +34,11 @@ pin_project! {
     /// call enters the context the same way. A stream is kept after its end, so that a type
     /// that is both a stream and a sink keeps its sink half.
     ///
+    /// With the `rayon` feature, a rayon `ParallelIterator` when the inner value is one
+    /// (`items.par_iter().in_current_context()`): there the calls run concurrently, so each
+    /// call of the chain after it runs in its own copy of the context instead (see the
+    /// `contextvars::rayon` module).
+    ///
     /// # Examples
     ///
     /// ```

@@ -1,27 +1,48 @@
-//! Rayon's `spawn`, `join` and `scope`, each closure running in its own snapshot of the
-//! caller's context (feature `rayon`).
+//! Rayon in the caller's context (feature `rayon`): parallel iterators with
+//! `.in_current_context()`, and rayon's `spawn`, `join` and `scope`, each closure running in
+//! its own snapshot of the caller's context.
 //!
 //! A rayon job runs on a worker thread in whatever context is current there. Worse, a worker
 //! that waits in `join` or `scope` runs other jobs meanwhile, on the same thread: a value a
-//! job sets at the thread's root shows in the next job the thread picks up. Here every
+//! job sets at the thread's root shows in the next job the thread picks up. A parallel
+//! iterator called from one of the pool's own threads half works without help, which hides
+//! the mistake: the part rayon runs on that thread sees the caller's values (and the sets of
+//! the calls before it), the parts other workers take do not. Here every
 //! closure runs in a copy of the context current at the call, taken in O(1), and its sets
 //! stay in that copy.
 //!
-//! For `par_iter` and other parallel iterators, wrap the closure with
-//! [`Context::wrap_fn`]: `items.par_iter().map(Context::current().wrap_fn(f))`. For a pool
-//! of your own, the one-line pattern: `pool.spawn(Context::current().wrap(job))`, and
-//! `pool.install(Context::current().wrap(op))`.
+//! `use contextvars::rayon::*` brings the functions below and the method
+//! [`in_current_context`](crate::FutureExt::in_current_context) (the crate's [`FutureExt`](crate::FutureExt),
+//! the same method as on futures, so the two never clash).
+//!
+//! # Which one to use
+//!
+//! - **A parallel iterator:** `.in_current_context()` right after the source, once:
+//!   `items.par_iter().in_current_context().map(f).filter(g).sum()`. Every closure of the
+//!   chain after it runs in the snapshot, each item, each identity and each combine in a copy
+//!   of its own, including the last combine on the caller's thread; see
+//!   [`WithContext`'s `ParallelIterator`](crate::WithContext#impl-ParallelIterator-for-WithContext%3CI%3E)
+//!   for where to put it, and for `flat_map`'s inner iterators, which take their own.
+//! - **One closure handed to something that calls it many times** (a callback, or a pipeline
+//!   stage whose calls must not even see what earlier stages set for the same item):
+//!   [`Context::wrap_fn`], which runs every call in its own copy.
+//! - **`spawn`, `join`, `scope`:** [`spawn`], [`join`], [`scope`] here, drop-in replacements
+//!   for rayon's. For a pool of your own, the one-line pattern:
+//!   `pool.spawn(Context::current().wrap(job))`, and
+//!   `pool.install(Context::current().wrap(op))`.
 //!
 //! # Examples
 //!
 //! ```
 //! use contextvars::{Context, ContextVar};
+//! use contextvars::rayon::*;
+//! use rayon::prelude::*;
 //!
 //! static REQUEST: ContextVar<u64> = ContextVar::new("request");
 //!
 //! # Context::new().run(|| {
 //! REQUEST.set(7);
-//! let (a, b) = contextvars::rayon::join(
+//! let (a, b) = join(
 //!     || {
 //!         REQUEST.set(8); // stays in this closure
 //!         REQUEST.get()
@@ -29,12 +50,18 @@
 //!     || REQUEST.get(),
 //! );
 //! assert_eq!((a, b, REQUEST.get()), (Some(8), Some(7), Some(7)));
+//!
+//! let requests: Vec<_> = (0..1000).into_par_iter().in_current_context().map(|_| REQUEST.get()).collect();
+//! assert!(requests.iter().all(|&request| request == Some(7)));
 //! # });
 //! ```
+
+mod iter;
 
 use std::fmt;
 
 use crate::Context;
+pub use crate::FutureExt as _;
 
 /// [`rayon::spawn`], with the job running in a snapshot of the caller's
 /// context.
