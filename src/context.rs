@@ -282,6 +282,40 @@ impl Context {
         Context { map, id: 0, read_hint: 0, write_hint: AtomicU64::new(0) }
     }
 
+    /// A copy of this context without its variables that are not inherited
+    /// ([`ContextVar::not_inherited`]): what a task, job or thread started from it gets.
+    ///
+    /// A snapshot ([`Context::current`], [`clone`](Clone::clone)) keeps every variable; a
+    /// copy made to start new work in leaves out those declared not inherited. O(1) when none
+    /// is set; otherwise one path copy per such variable set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static USER: ContextVar<&str> = ContextVar::new("user");
+    /// static SCRATCH: ContextVar<u32> = ContextVar::new("scratch").not_inherited();
+    ///
+    /// let ctx = Context::new().with_value(&USER, "alice").with_value(&SCRATCH, 1);
+    /// let inherited = ctx.inherited();
+    /// assert_eq!((inherited.get(&USER), inherited.get(&SCRATCH)), (Some(&"alice"), None));
+    /// assert_eq!(ctx.get(&SCRATCH), Some(&1));
+    /// ```
+    #[must_use]
+    pub fn inherited(&self) -> Context {
+        if self.map.marked().is_empty() {
+            return self.clone();
+        }
+        self.write_hint.store(0, Ordering::Relaxed); // another holder of the map
+        Context::from_map(self.map.without_marked())
+    }
+
+    /// [`inherited`](Self::inherited), taking the context: no copy when nothing is left out.
+    pub(crate) fn into_inherited(self) -> Context {
+        if self.map.marked().is_empty() { self } else { self.inherited() }
+    }
+
     /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
     /// caller's values to a thread pool.
     ///
@@ -301,7 +335,7 @@ impl Context {
     /// ```
     #[must_use = "the closure runs nothing until it is called"]
     pub fn wrap<R>(self, f: impl FnOnce() -> R) -> impl FnOnce() -> R {
-        let mut ctx = self;
+        let mut ctx = self.into_inherited();
         move || ctx.run(f)
     }
 

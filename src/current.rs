@@ -68,6 +68,13 @@ pub(crate) fn snapshot() -> Context {
     raw::share_current()
 }
 
+/// A copy of the current context for new work (a task, a job, a thread): a snapshot without
+/// the variables that are not inherited. O(1) when none is set.
+#[inline]
+pub(crate) fn inherit() -> Context {
+    snapshot().into_inherited()
+}
+
 /// A `set` in the thread's own context by the running tokio task: the task's claim (see
 /// `raw/claims.rs`). Returns the value the task saw before.
 #[cfg(feature = "tokio")]

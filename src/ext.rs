@@ -61,7 +61,7 @@ pub trait FutureExt: Sized {
     /// # });
     /// ```
     fn in_current_context(self) -> WithContext<Self> {
-        self.in_context(Context::current())
+        self.in_context(crate::current::inherit())
     }
 }
 

@@ -339,5 +339,5 @@ impl<S: FusedStream> FusedStream for WithContext<S> {
 /// # });
 /// ```
 pub fn with_context<F: std::future::Future>(fut: F) -> WithContext<F> {
-    WithContext::new(fut, Context::current())
+    WithContext::new(fut, crate::current::inherit())
 }

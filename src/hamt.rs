@@ -64,6 +64,11 @@ const WIDTH: usize = 1 << BITS;
 /// trie's path instead.
 const TOP: usize = 4;
 
+/// Keys with this bit are *marked*: a map lists the marked keys it holds
+/// ([`IdMap::marked`]), so that a copy without them costs their number, not the map's size.
+/// The keys of variables that are not inherited carry it.
+pub const MARK: u64 = 1 << 61;
+
 /// A persistent map from unique `u64` keys to values.
 pub struct IdMap<V> {
     root: Option<Shared<Layer<V>>>,
@@ -81,6 +86,8 @@ pub(crate) struct Layer<V> {
     /// Keys changed while the trie was shared: their value, or `None` when removed.
     top: [(u64, Option<V>); TOP],
     base: Option<Shared<Node<V>>>,
+    /// The marked keys held (see [`MARK`]); empty, with no allocation, for most maps.
+    marked: Vec<u64>,
 }
 
 /// A trie node: the slot of each chunk value present.
@@ -107,6 +114,7 @@ impl<V: Clone> Clone for Layer<V> {
             top_len: self.top_len,
             top: self.top.clone(),
             base: self.base.clone(),
+            marked: self.marked.clone(),
         }
     }
 }
@@ -129,6 +137,7 @@ impl<V> Layer<V> {
             top_len: 0,
             top: std::array::from_fn(|_| (0, None)),
             base: None,
+            marked: Vec::new(),
         }
     }
 
@@ -171,6 +180,15 @@ impl<V> Layer<V> {
     #[inline]
     fn writes_trie(&self) -> bool {
         self.top_len == TOP || self.base.as_ref().is_none_or(Shared::is_unique)
+    }
+
+    /// Counts a key the map did not hold.
+    #[inline]
+    fn added(&mut self, key: u64) {
+        self.len += 1;
+        if key & MARK != 0 {
+            self.marked.push(key);
+        }
     }
 
     /// Adds an entry to `top`, which has room.
@@ -278,6 +296,13 @@ impl<V> IdMap<V> {
     #[must_use]
     pub fn get(&self, key: u64) -> Option<&V> {
         get_in(self.root.as_ref()?, key)
+    }
+
+    /// The marked keys held (see [`MARK`]), in no particular order.
+    #[inline]
+    #[must_use]
+    pub fn marked(&self) -> &[u64] {
+        self.root.as_ref().map_or(&[], |root| &root.get().marked)
     }
 
     /// `true` when `key` is present.
@@ -459,12 +484,14 @@ impl<V: Clone> IdMap<V> {
             }
             let (value, result) = vacant(arg);
             *entry = Some(value);
-            layer.len += 1;
+            layer.added(key);
             return result;
         }
         if layer.writes_trie() {
             let (result, added) = upsert_in_trie(&mut layer.base, key, arg, occupied, vacant);
-            layer.len += usize::from(added);
+            if added {
+                layer.added(key);
+            }
             return result;
         }
         // The trie is shared: the change goes on top.
@@ -476,7 +503,9 @@ impl<V: Clone> IdMap<V> {
             (value, result, true)
         };
         layer.push_top(key, Some(value));
-        layer.len += usize::from(added);
+        if added {
+            layer.added(key);
+        }
         result
     }
 
@@ -502,8 +531,22 @@ impl<V: Clone> IdMap<V> {
             value
         };
         layer.len -= 1;
+        if key & MARK != 0 {
+            layer.marked.retain(|&marked| marked != key);
+        }
         self.drop_empty_layer();
         value
+    }
+
+    /// A copy without the marked keys (see [`MARK`]): one increment when there are none, else
+    /// a copy of one path per marked key.
+    #[must_use]
+    pub fn without_marked(&self) -> Self {
+        let mut copy = self.clone();
+        for &key in self.marked() {
+            copy.remove(key);
+        }
+        copy
     }
 }
 
@@ -749,6 +792,13 @@ impl<V> IdMap<V> {
         }
         if layer.len == 0 && layer.base.is_none() {
             return Err("an empty map keeps a layer".to_string());
+        }
+        let mut listed = layer.marked.clone();
+        listed.sort_unstable();
+        let mut held: Vec<u64> = self.iter().map(|(key, _)| key).filter(|key| key & MARK != 0).collect();
+        held.sort_unstable();
+        if listed != held {
+            return Err(format!("the layer lists marked keys {listed:?}, holds {held:?}"));
         }
         Ok(())
     }

@@ -65,7 +65,7 @@ mod wrap;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::hamt::{IdMap, Iter};
+    pub use crate::hamt::{IdMap, Iter, MARK};
     use crate::{ContextVar, Token};
 
     /// `ContextVar::set` without the worker-thread check and the leak bookkeeping: what the

@@ -126,7 +126,7 @@ where
     RA: Send,
     RB: Send,
 {
-    let context = Context::current();
+    let context = crate::current::inherit();
     ::rayon::join(context.clone().wrap(a), context.wrap(b))
 }
 
@@ -163,7 +163,7 @@ where
     F: for<'s> FnOnce(&Scope<'s, 'scope>) -> R + Send,
     R: Send,
 {
-    let mut context = Context::current();
+    let mut context = crate::current::inherit();
     ::rayon::scope(move |inner| context.run(|| f(&Scope { inner })))
 }
 
@@ -221,7 +221,7 @@ impl<'scope> Scope<'_, 'scope> {
     where
         B: for<'s> FnOnce(&Scope<'s, 'scope>) + Send + 'scope,
     {
-        let mut context = Context::current();
+        let mut context = crate::current::inherit();
         self.inner.spawn(move |inner| context.run(|| body(&Scope { inner })));
     }
 

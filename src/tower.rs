@@ -17,7 +17,7 @@ use std::task::{Context as TaskContext, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Context, FutureExt, WithContext};
+use crate::{FutureExt, WithContext};
 
 /// A `tower` layer that runs every request in its own snapshot of the current context.
 ///
@@ -134,7 +134,7 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        let mut context = Context::current();
+        let mut context = crate::current::inherit();
         let inner = &mut self.inner;
         let future = context.run(|| inner.call(request));
         future.in_context(context)

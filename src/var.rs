@@ -62,8 +62,12 @@ static NEXT_VAR_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ContextVar<T> {
     name: &'static str,
     default: Option<T>,
-    /// Drawn from `NEXT_VAR_ID` on the first `set`; 0 until then.
+    /// Drawn from `NEXT_VAR_ID` on the first `set`; 0 until then. Carries `hamt::MARK` when
+    /// the variable is not inherited.
     id: AtomicU64,
+    /// `false` for a variable that tasks, jobs and threads started in a copy of the caller's
+    /// context do not take along ([`not_inherited`](Self::not_inherited)).
+    inherited: bool,
     /// Invariant in `T`: one variable id, one type (see the type's docs).
     _one_type: PhantomData<fn(T) -> T>,
 }
@@ -81,7 +85,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
-        Self { name, default: None, id: AtomicU64::new(0), _one_type: PhantomData }
+        Self { name, default: None, id: AtomicU64::new(0), inherited: true, _one_type: PhantomData }
     }
 
     /// A variable that reads as `default` wherever it is not set.
@@ -97,7 +101,56 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     #[must_use]
     pub const fn with_default(name: &'static str, default: T) -> Self {
-        Self { name, default: Some(default), id: AtomicU64::new(0), _one_type: PhantomData }
+        Self { name, default: Some(default), id: AtomicU64::new(0), inherited: true, _one_type: PhantomData }
+    }
+
+    /// The same variable, not inherited: a task, job or thread started in a copy of the
+    /// caller's context starts without it, while snapshots keep it.
+    ///
+    /// For what must not cross a spawn: a per-task cache, a span, a connection, anything
+    /// whose life should end with the task that set it. [`Context::current`] and
+    /// [`copy_context`](crate::copy_context) are snapshots and keep every variable, and so does
+    /// [`Context::run`]; what starts new work in a copy of the caller's context inherits
+    /// instead, without these variables: [`with_context`](crate::with_context),
+    /// [`FutureExt::in_current_context`](crate::FutureExt::in_current_context),
+    /// [`Context::wrap`], [`Context::wrap_fn`], [`ContextSpawner`](crate::ContextSpawner),
+    /// the spawning functions of `contextvars::{tokio, rayon, thread}`, the tokio task hooks,
+    /// the tower layers ([`Context::inherited`] makes the same copy). Inheriting costs nothing
+    /// more while no such variable is set, and one path copy per such variable set otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::{Context, ContextVar};
+    ///
+    /// static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+    /// static CACHE: ContextVar<Vec<u8>> = ContextVar::new("cache").not_inherited();
+    ///
+    /// REQUEST_ID.set(7);
+    /// CACHE.set(vec![1, 2, 3]);
+    /// let in_thread = contextvars::thread::spawn(|| (REQUEST_ID.get(), CACHE.get())).join().unwrap();
+    /// assert_eq!(in_thread, (Some(7), None)); // the cache stays with the code that made it
+    /// assert!(Context::current().contains(&CACHE)); // a snapshot keeps it
+    /// ```
+    #[must_use]
+    pub const fn not_inherited(mut self) -> Self {
+        self.inherited = false;
+        self
+    }
+
+    /// `true` unless the variable was declared [`not_inherited`](Self::not_inherited).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use contextvars::ContextVar;
+    ///
+    /// static SPAN: ContextVar<u32> = ContextVar::new("span").not_inherited();
+    /// assert!(!SPAN.is_inherited());
+    /// ```
+    #[must_use]
+    pub fn is_inherited(&self) -> bool {
+        self.inherited
     }
 
     /// The name given at construction, for diagnostics.
@@ -474,7 +527,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 
     #[cold]
     fn draw_id(&self) -> u64 {
-        let fresh = NEXT_VAR_ID.fetch_add(1, Ordering::Relaxed);
+        let mark = if self.inherited { 0 } else { crate::hamt::MARK };
+        let fresh = NEXT_VAR_ID.fetch_add(1, Ordering::Relaxed) | mark;
         match self.id.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => fresh,
             Err(won) => won,

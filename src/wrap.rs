@@ -67,6 +67,7 @@ impl Context {
     /// Whatever `f` panics with, after the caller's context is restored.
     #[must_use = "the callback runs nothing until it is called"]
     pub fn wrap_fn<A, R>(self, f: impl Fn(A) -> R) -> impl Fn(A) -> R {
-        move |arg| self.clone().run(|| f(arg))
+        let base = self.into_inherited();
+        move |arg| base.clone().run(|| f(arg))
     }
 }

@@ -452,3 +452,19 @@ mod http {
         assert_eq!(seen, Seen { requests: 200, at_entry: 40 * 4, after_set: 0 });
     }
 }
+
+#[test]
+fn tasks_spawned_through_the_hooks_start_without_variables_that_are_not_inherited() {
+    static SCRATCH: ContextVar<u64> = ContextVar::new("scratch").not_inherited();
+    let rt = current_thread();
+    let seen = rt.block_on(async {
+        tokio::spawn(async {
+            USER.set("alice");
+            SCRATCH.set(1);
+            tokio::spawn(async { (USER.get(), SCRATCH.get()) }).await.unwrap()
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(seen, (Some("alice"), None));
+}

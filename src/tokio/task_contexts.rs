@@ -216,7 +216,7 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     if ENTERED.with_borrow(|entered| !entered.is_empty()) {
         leave_abandoned_polls();
     }
-    let snapshot = Context::current();
+    let snapshot = current::inherit();
     let replaced = lock(task).insert(task, Slot::Parked(snapshot));
     drop(replaced); // outside the lock: a context's values have user destructors
 }

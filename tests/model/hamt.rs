@@ -97,6 +97,8 @@ pub(crate) enum HamtAction {
     /// `fold_top`: what the layer keeps on top moves into the trie when the map alone holds
     /// both, releasing the values it shadowed; nothing changes otherwise.
     Fold { map: u8 },
+    /// A new map: a copy without the marked keys (`without_marked`, what a spawn inherits).
+    WithoutMarked { map: u8 },
 }
 
 /// A map under test and the `BTreeMap` it must equal.
@@ -229,6 +231,24 @@ fn step(pairs: &mut Vec<Pair>, action: &HamtAction) -> Option<usize> {
             let copy = Pair { map: pair.map.clone(), model: pair.model.clone() };
             assert!(copy.map.ptr_eq(&pair.map));
             check_pair(&copy);
+            if len < MAX_MAPS {
+                pairs.push(copy);
+            } else {
+                pairs[pick(map.wrapping_add(1))] = copy;
+            }
+            Some(pick(map))
+        }
+        HamtAction::WithoutMarked { map } => {
+            let pair = &pairs[pick(map)];
+            let model: BTreeMap<u64, u32> = pair
+                .model
+                .iter()
+                .filter(|(key, _)| *key & contextvars::internals::MARK == 0)
+                .map(|(k, v)| (*k, *v))
+                .collect();
+            let copy = Pair { map: pair.map.without_marked(), model };
+            check_pair(&copy);
+            assert!(copy.map.marked().is_empty());
             if len < MAX_MAPS {
                 pairs.push(copy);
             } else {

@@ -299,7 +299,7 @@ impl<S> TraceContextServer<S> {
 
     /// The request's context: its trace, and the variables its baggage sets.
     fn context_of(&self, trace: TraceContext) -> Context {
-        let mut context = Context::current();
+        let mut context = Context::current().inherited();
         for var in self.config.baggage_vars {
             if let Some(value) = trace.baggage().get(var.key()) {
                 if let Some(with_var) = var.decode_into(value, &context) {
