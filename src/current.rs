@@ -68,6 +68,20 @@ pub(crate) fn snapshot() -> Context {
     raw::share_current()
 }
 
+/// The value of the variable `var` visible now, as another handle: the running tokio task's
+/// claim in the thread's own context (feature `tokio`), else the current context's value.
+pub(crate) fn visible(var: u64) -> Option<Value> {
+    #[cfg(feature = "tokio")]
+    if raw::claims::any() {
+        if let Some(task) = claimant() {
+            if let Some(value) = raw::claims::claimed(var, task) {
+                return Some(value);
+            }
+        }
+    }
+    raw::with_current(|ctx| ctx.map.get(var).cloned())
+}
+
 /// A copy of the current context for new work (a task, a job, a thread): a snapshot without
 /// the variables that are not inherited. O(1) when none is set.
 #[inline]
@@ -260,7 +274,7 @@ pub(crate) fn exchange_detached(ctx: &mut Context) {
     if raw::is_lending() {
         raw::pin();
     }
-    raw::swap_current(ctx);
+    crate::watch::swap(|| raw::swap_current(ctx));
 }
 
 /// The thread's flags.

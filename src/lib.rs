@@ -58,6 +58,7 @@ pub mod tower;
 #[cfg(feature = "trace")]
 pub mod trace;
 mod var;
+mod watch;
 mod wrap;
 
 /// The engine's internals, for the crate's own tests, benchmarks and fuzz targets: not part of
@@ -88,3 +89,4 @@ pub use future::{AndContext, WithContext, with_context};
 pub use spawn::ContextSpawner;
 pub use token::Token;
 pub use var::ContextVar;
+pub use watch::Watch;

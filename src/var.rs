@@ -138,6 +138,11 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         self
     }
 
+    /// The default, for a `static` variable's watchers.
+    pub(crate) fn default(&'static self) -> Option<&'static T> {
+        self.default.as_ref()
+    }
+
     /// `true` unless the variable was declared [`not_inherited`](Self::not_inherited).
     ///
     /// # Examples
@@ -311,20 +316,39 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         current::check_root_set(self.name);
         #[cfg(all(feature = "tokio", debug_assertions))]
         current::deliver_reports();
-        self.set_unchecked(value)
+        let at = std::panic::Location::caller();
+        if crate::watch::active() {
+            return self.set_watched(value, at);
+        }
+        self.set_at(value, at)
+    }
+
+    /// [`set`](Self::set) with watchers registered (`watch.rs`).
+    #[cold]
+    #[inline(never)]
+    fn set_watched(&self, value: T, at: &'static std::panic::Location<'static>) -> Token<T> {
+        crate::watch::around(self.id(), || self.set_at(value, at))
     }
 
     /// [`set`](Self::set) without the worker-thread check (for the benchmarks that measure
     /// it, through `internals`).
+    #[cfg(feature = "internals")]
     #[inline]
     #[track_caller]
     pub(crate) fn set_unchecked(&self, value: T) -> Token<T> {
+        self.set_at(value, std::panic::Location::caller())
+    }
+
+    /// [`set_unchecked`](Self::set_unchecked), made at `at` (the caller's line, which reports
+    /// of leaked values name).
+    #[inline]
+    fn set_at(&self, value: T, at: &'static std::panic::Location<'static>) -> Token<T> {
         let (var_id, name) = (self.id(), self.name);
         let context_id = current::identity();
         let (old, context_id) = match current::replace_in_place(var_id, value) {
             Ok((old, _)) => (Old::Owned(old), context_id),
             Err(value) => {
-                let (old, claimed) = set_by_change(var_id, name, value);
+                let (old, claimed) = set_by_change(var_id, name, value, at);
                 (old, if claimed { context_id | Context::CLAIM } else { context_id })
             }
         };
@@ -367,9 +391,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             return Err(ResetError::DifferentVar);
         }
         let Token { var_id, var_name, context_id, old } = token;
-        if current::raw_identity() != context_id {
-            return reset_elsewhere(var_id, var_name, context_id, old)
-                .map_err(|_| ResetError::DifferentContext);
+        if current::raw_identity() != context_id || crate::watch::active() {
+            return reset_slow(var_id, var_name, context_id, old).map_err(|_| ResetError::DifferentContext);
         }
         restore_now(var_id, var_name, old);
         Ok(())
@@ -402,8 +425,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         }
         // Apart at once: the parts travel in registers, not as a struct stored and reloaded.
         let Token { var_id, var_name, context_id, old } = token;
-        if current::raw_identity() != context_id {
-            return reset_elsewhere(var_id, var_name, context_id, old).map_err(|old| {
+        if current::raw_identity() != context_id || crate::watch::active() {
+            return reset_slow(var_id, var_name, context_id, old).map_err(|old| {
                 TryResetError::new(ResetError::DifferentContext, Token { var_id, var_name, context_id, old })
             });
         }
@@ -467,9 +490,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             /// The value went into a claim of the running tokio task (see `raw/claims.rs`).
             claimed: bool,
         }
-        impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
+        impl<T: Send + Sync + 'static> Restore<'_, T> {
+            /// Puts the previous value back: in place when it can.
             #[inline]
-            fn drop(&mut self) {
+            fn put_back(&mut self) {
                 // No token to check: `f` cannot leave another context current (every enter
                 // restores on exit, also on unwind), so this is the context `set` changed.
                 let left = match (self.old.take(), self.ticket.take()) {
@@ -486,6 +510,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
                 restore_later(self.var, left, self.claimed);
             }
         }
+        impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
+            /// When `f` unwinds.
+            fn drop(&mut self) {
+                self.put_back();
+            }
+        }
 
         /// The restore when the value cannot go back in place: kept out of line, so that the
         /// guard's drop stays small enough to inline.
@@ -498,17 +528,52 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             }
         }
 
+        if crate::watch::active() {
+            return self.sync_scope_watched(value, f);
+        }
         #[cfg(all(feature = "tokio", debug_assertions))]
         current::deliver_reports();
         let var_id = self.id();
         let (old, ticket, claimed) = match current::replace_in_place(var_id, value) {
             Ok((old, ticket)) => (Old::Owned(old), ticket, false),
             Err(value) => {
-                let (old, claimed) = set_by_change(var_id, self.name, value);
+                let (old, claimed) = set_by_change(var_id, self.name, value, std::panic::Location::caller());
                 (old, None, claimed)
             }
         };
-        let _restore = Restore { var: self, old: Some(old), ticket, claimed };
+        let mut restore = Restore { var: self, old: Some(old), ticket, claimed };
+        let result = f();
+        // Explicitly rather than in the guard's drop, which the compiler keeps out of line.
+        restore.put_back();
+        std::mem::forget(restore);
+        result
+    }
+
+    /// [`sync_scope`](Self::sync_scope) with watchers registered: a set and its reset, each
+    /// reported to the watchers (the reset not while a panic unwinds).
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn sync_scope_watched<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous value back on drop, so unwinding restores it too.
+        struct Back<T: Send + Sync + 'static>(Option<Token<T>>);
+        impl<T: Send + Sync + 'static> Drop for Back<T> {
+            fn drop(&mut self) {
+                if let Some(Token { var_id, var_name, context_id, old }) = self.0.take() {
+                    // No identity to check: `f` leaves the same context current.
+                    crate::watch::around(var_id, || {
+                        if context_id & Context::CLAIM == 0 {
+                            restore_now(var_id, var_name, old);
+                        } else {
+                            drop(reset_elsewhere(var_id, var_name, context_id, old));
+                        }
+                    });
+                }
+            }
+        }
+        let at = std::panic::Location::caller();
+        let token = crate::watch::around(self.id(), || self.set_at(value, at));
+        let _back = Back(Some(token));
         f()
     }
 
@@ -552,18 +617,43 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 /// In the thread's own context inside a tokio task (feature `tokio`) the value becomes the
 /// task's claim instead (`raw/claims.rs`); the flag says so.
 #[inline(never)]
-#[track_caller]
-fn set_by_change<T: Send + Sync + 'static>(var_id: u64, name: &'static str, value: T) -> (Old<T>, bool) {
+fn set_by_change<T: Send + Sync + 'static>(
+    var_id: u64,
+    name: &'static str,
+    value: T,
+    at: &'static std::panic::Location<'static>,
+) -> (Old<T>, bool) {
     #[cfg(feature = "tokio")]
     if let Some(task) = current::claimant() {
-        let old = current::claim(var_id, name, value, task, std::panic::Location::caller());
+        let old = current::claim(var_id, name, value, task, at);
         current::deliver_reports(); // this set may have ended another task's claim
         return (old, true);
     }
+    let _ = at; // named only by the reports of claims
     let old = current::change(|map| replace(map, var_id, name, value));
     #[cfg(feature = "tokio")]
     current::base_changed(var_id);
     (old, false)
+}
+
+/// A reset that is not the plain case (another identity, or watchers registered): through
+/// [`reset_elsewhere`] or [`restore_now`], with the watchers.
+#[cold]
+#[inline(never)]
+fn reset_slow<T: Send + Sync + 'static>(
+    var_id: u64,
+    var_name: &'static str,
+    context_id: u64,
+    old: Old<T>,
+) -> Result<(), Old<T>> {
+    crate::watch::around(var_id, || {
+        if current::raw_identity() == context_id {
+            restore_now(var_id, var_name, old);
+            Ok(())
+        } else {
+            reset_elsewhere(var_id, var_name, context_id, old)
+        }
+    })
 }
 
 /// A reset with a token whose context identity is not the current context's: accepted only

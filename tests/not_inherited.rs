@@ -64,7 +64,7 @@ fn wrapped_closures_and_threads_start_without_them() {
         assert_eq!((callback(()), callback(())), (INHERITED, INHERITED));
         assert_eq!(contextvars::thread::spawn(seen).join().unwrap(), INHERITED);
         std::thread::scope(|s| {
-            assert_eq!(contextvars::thread::spawn_scoped(s, seen).join().unwrap(), INHERITED)
+            assert_eq!(contextvars::thread::spawn_scoped(s, seen).join().unwrap(), INHERITED);
         });
         let inherited = Context::current().inherited();
         assert_eq!((inherited.len(), inherited.get(&CACHE)), (1, None));

@@ -29,7 +29,9 @@
 //! layer again.
 //!
 //! So a hit reads what the map holds now. A write through an entry also checks that the
-//! layer still has one holder (this context), so the value is this context's alone; a layer
+//! layer still has one holder (this context) and that the value itself still has one (a
+//! handle taken out of the map, by a watcher or a claim, is a holder the stamp does not
+//! see), so the value is this context's alone; a layer
 //! shared when an entry is recorded is never recorded writable, since another thread could
 //! copy it meanwhile. Debug builds check every hit against the map.
 
@@ -180,7 +182,11 @@ pub(crate) struct Ticket<T> {
 /// `value` back otherwise.
 #[inline]
 pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> {
-    if ticket.stamp != slot::write_hint() || super::is_lending() {
+    if ticket.stamp != slot::write_hint()
+        || super::is_lending()
+        // SAFETY: the layer still carries the stamp, so it holds this value: alive.
+        || !unsafe { Value::is_unique_raw(ticket.target.as_ptr()) }
+    {
         return Err(value);
     }
     crate::stats::count(crate::stats::Event::WroteThroughCache);
@@ -201,7 +207,14 @@ fn writable(thread: &Thread, id: u64) -> Option<(*const Header, u64)> {
         return None;
     }
     let stamp = cache.stamps[slot].get();
-    (stamp == slot::write_hint() || confirm_writable(stamp)).then(|| (cache.values[slot].get(), stamp))
+    let value = cache.values[slot].get();
+    // The layer (its stamp and holder count), then the value's own count: a handle to the
+    // value taken out of the map (a watcher's, a claim's) gives it another holder.
+    ((stamp == slot::write_hint() || confirm_writable(stamp))
+        // SAFETY: the current layer carries the entry's stamp, so (by the invariant) it holds
+        // this value: alive.
+        && unsafe { Value::is_unique_raw(value) })
+    .then_some((value, stamp))
 }
 
 /// `true` when the current context's layer carries `stamp` and is held once; then records

@@ -84,6 +84,20 @@ pub(super) fn find(id: u64, ctx: &Context) -> Option<NonNull<Header>> {
     }
 }
 
+/// The value `task` claimed for `id`, as another handle.
+pub(crate) fn claimed(id: u64, task: Id) -> Option<Value> {
+    CLAIMS
+        .try_with(|claims| {
+            claims
+                .borrow()
+                .iter()
+                .find(|claim| claim.id == id && claim.task == task)
+                .map(|claim| claim.value.clone())
+        })
+        .ok()
+        .flatten()
+}
+
 /// What a claim change displaced, for the caller to drop (or hold, see `lend.rs`) once it is
 /// done.
 pub(crate) type Displaced = Vec<Value>;

@@ -144,18 +144,33 @@ pub(crate) fn in_entered_context() -> bool {
 #[inline]
 pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
     /// Puts the previous context back on drop, so unwinding restores it too.
-    struct Leave(*mut Context);
+    struct Leave {
+        outer: *mut Context,
+        /// With watchers registered (`watch.rs`): the watched values around the switches.
+        watched: Option<Box<crate::watch::Switch>>,
+    }
 
     impl Drop for Leave {
         #[inline]
         fn drop(&mut self) {
-            thread(|thread| thread.current.set(self.0));
+            if let Some(watched) = &mut self.watched {
+                crate::watch::before_switch_back(watched);
+            }
+            thread(|thread| thread.current.set(self.outer));
+            if let Some(watched) = &self.watched {
+                crate::watch::after_switch(watched); // never while unwinding
+            }
         }
     }
 
     // The pointer is used only until `_leave` puts the previous one back, while `ctx` stays
     // borrowed by this call (see `with_current`). The read cache's hints live in each context,
     // so nothing else changes.
-    let _leave = Leave(thread(|thread| thread.current.replace(ctx)));
+    let watched = crate::watch::before_switch();
+    let leave = Leave { outer: thread(|thread| thread.current.replace(ctx)), watched };
+    if let Some(watched) = &leave.watched {
+        crate::watch::after_switch(watched);
+    }
+    let _leave = leave;
     f()
 }

@@ -130,7 +130,6 @@ impl Value {
     }
 
     /// `true` when both are handles to the same value.
-    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
         self.0 == other.0
@@ -140,6 +139,17 @@ impl Value {
     #[inline]
     pub(crate) fn is_unique(&self) -> bool {
         self.header().count.load(Ordering::Acquire) == 1
+    }
+
+    /// `true` when the value behind `header` has one handle.
+    ///
+    /// # Safety
+    ///
+    /// `header` is the pointer of a live `Value`.
+    #[inline]
+    pub(in crate::raw) unsafe fn is_unique_raw(header: *const Header) -> bool {
+        // SAFETY: a live allocation (the caller's contract); the count is atomic.
+        unsafe { (*header).count.load(Ordering::Acquire) == 1 }
     }
 
     /// The allocation, for the read cache to find again without a handle.
