@@ -56,6 +56,27 @@ thread_local! {
     /// `true` while a value's `Clone` or `Drop` acts on the context: values made or read
     /// meanwhile act on nothing, so the actions do not recurse.
     static REENTERED: Cell<bool> = const { Cell::new(false) };
+    /// What a watcher of variable 1 mirrors: its value visible on this thread.
+    static MIRROR: Cell<Option<i64>> = const { Cell::new(None) };
+}
+
+/// Registers the watcher of variable 1 once: it mirrors the value into `MIRROR`.
+fn watch_variable_1() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| cvar(1).watch(|_, new| MIRROR.with(|mirror| mirror.set(new.map(|v| v.0)))).keep());
+}
+
+/// The mirror after a panic unwound: watchers never run while one does, so code that catches
+/// it resynchronises what it mirrors.
+fn resync_mirror() {
+    let value = cvar(1).with(|v| v.map(|v| v.0));
+    MIRROR.with(|mirror| mirror.set(value));
+}
+
+/// The watcher's mirror agrees with the variable.
+fn check_mirror() {
+    let value = cvar(1).with(|v| v.map(|v| v.0));
+    assert_eq!(MIRROR.with(Cell::get), value, "the watcher's mirror of variable 1");
 }
 
 /// A counted value whose `Clone` and `Drop` act on the context (see [`reenter`]), as user
@@ -435,6 +456,7 @@ impl State {
     fn check(&self) {
         let current = self.stack.last().expect("a current context");
         check_current(current);
+        check_mirror();
         for (ctx, model) in self.contexts.iter().flatten() {
             check_held(ctx, model);
         }
@@ -491,6 +513,7 @@ impl State {
         match result {
             Ok(()) => self.contexts[index] = Some((ctx, model)),
             Err(payload) if catch && payload.is::<Injected>() => {
+                resync_mirror();
                 self.contexts[index] = Some((ctx, model));
                 // The caller's context is back, whatever the body did before it panicked.
                 let current = self.stack.last().expect("a current context");
@@ -618,7 +641,10 @@ impl State {
             Some(FutStep::Yield | FutStep::Panic) => {}
         }
         match (result, step) {
-            (Err(payload), Some(FutStep::Panic)) if payload.is::<Injected>() => held.done = true,
+            (Err(payload), Some(FutStep::Panic)) if payload.is::<Injected>() => {
+                resync_mirror();
+                held.done = true;
+            }
             (Err(payload), _) => resume_unwind(payload),
             (Ok(poll), _) => {
                 assert_eq!(poll.is_ready(), held.done);
@@ -686,6 +712,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Vec<Action> {
 /// On any difference from the model, and when values leak or are dropped twice.
 pub(crate) fn run_context(actions: &[Action]) {
     quiet_injected_panics();
+    watch_variable_1();
+    resync_mirror();
     let program = parse(actions);
     let before = contextvars::copy_context();
     let live_before = LIVE.with(Cell::get);
@@ -704,7 +732,10 @@ pub(crate) fn run_context(actions: &[Action]) {
             // A panic that no block catches ends this top-level node only.
             match catch_unwind(AssertUnwindSafe(|| state.run(std::slice::from_ref(node)))) {
                 Ok(()) => {}
-                Err(payload) if payload.is::<Injected>() => state.check(),
+                Err(payload) if payload.is::<Injected>() => {
+                    resync_mirror();
+                    state.check();
+                }
                 Err(payload) => resume_unwind(payload),
             }
         }
