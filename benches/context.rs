@@ -287,6 +287,7 @@ fn poll(c: &mut Criterion) {
 }
 
 fn copy(c: &mut Criterion) {
+    static SCRATCH: [ContextVar<u64>; 2] = [const { ContextVar::new("scratch").not_inherited() }; 2];
     let mut group = c.benchmark_group("copy_context");
     for n in [1, 4, 64, 1_000, 10_000] {
         group.bench_with_input(BenchmarkId::new("contextvars", n), &n, |b, &n| {
@@ -300,7 +301,6 @@ fn copy(c: &mut Criterion) {
     // What a spawn takes: `with_context` copies the context without the variables that are
     // not inherited; against wrapping in a snapshot. None set: the same O(1) copy; two set:
     // one path copy each.
-    static SCRATCH: [ContextVar<u64>; 2] = [const { ContextVar::new("scratch").not_inherited() }; 2];
     group.bench_function("contextvars/wrap-snapshot/4", |b| {
         filled(4).run(|| b.iter(|| black_box(std::future::ready(()).in_context(Context::current()))));
     });
