@@ -264,3 +264,124 @@ fn another_marked_pool_names_wrap_and_the_spawner() {
     .unwrap();
     assert!(message.contains("Context::current().wrap") && message.contains("ContextSpawner"), "{message}");
 }
+
+/// Waits until the task runs on a thread for which `wanted` holds. Each try wakes the task
+/// from a helper task on the same worker, pushes it out of the worker's LIFO slot into its
+/// queue, and keeps that worker busy: the other worker steals the task. Panics after many
+/// tries.
+async fn move_until(wanted: impl Fn(std::thread::ThreadId) -> bool) {
+    for _ in 0..200 {
+        if wanted(std::thread::current().id()) {
+            return;
+        }
+        let (wake, woken) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = wake.send(());
+            tokio::spawn(async {});
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        });
+        woken.await.unwrap();
+    }
+    panic!("the task never moved to the other worker");
+}
+
+#[test]
+fn a_task_that_moved_and_set_again_never_reads_its_older_value_back() {
+    let _hook = HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _reports = collect_reports();
+    let rt = Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let seen = rt.block_on(async {
+        tokio::spawn(async {
+            ID.set(1);
+            let first = std::thread::current().id();
+            move_until(|thread| thread != first).await;
+            let moved = ID.get(); // no claim of this task here: the thread's own, nothing
+            ID.set(2); // from now on the task's latest is 2, on this thread
+            move_until(|thread| thread == first).await;
+            let back = ID.get(); // the claim of 1 on the first thread is not its latest
+            (moved, back)
+        })
+        .await
+        .unwrap()
+    });
+    contextvars::tokio::reset_leak_hook();
+    assert_eq!(seen, (None, None), "after its move the task reads nothing, never its older value");
+}
+
+/// One tokio task serving request after request, as hyper serves an HTTP/1 keep-alive
+/// connection, each request setting with no context of its own.
+async fn serve_one_after_another(requests: u32, line: &Mutex<u32>) -> Vec<Option<u32>> {
+    let mut read_first = Vec::new();
+    for request in 0..requests {
+        read_first.push(ID.get()); // the earlier request's value: the window the report names
+        *line.lock().unwrap() = Location::caller().line() + 1;
+        ID.set(request);
+        tokio::task::yield_now().await;
+        assert_eq!(ID.get(), Some(request), "after its own set a request reads its value");
+    }
+    read_first
+}
+
+#[test]
+fn a_task_setting_again_from_the_same_line_without_reset_is_reported_there() {
+    let _hook = HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&reports);
+    contextvars::tokio::set_leak_hook(move |leak| {
+        seen.lock().unwrap().push((
+            leak.var_name(),
+            leak.set_at().line(),
+            leak.observer() == Some(leak.setter()),
+            leak.to_string(),
+        ));
+    });
+    let rt = Builder::new_current_thread().build().unwrap();
+    let line = Mutex::new(0);
+    let read_first = rt.block_on(async {
+        tokio::spawn(async move {
+            let read = serve_one_after_another(3, &line).await;
+            (read, *line.lock().unwrap())
+        })
+        .await
+        .unwrap()
+    });
+    contextvars::tokio::reset_leak_hook();
+    let (read_first, line) = read_first;
+    assert_eq!(read_first, [None, Some(0), Some(1)], "the limit this report exists for");
+    let reports = reports.lock().unwrap();
+    if cfg!(debug_assertions) {
+        assert_eq!(reports.len(), 2, "one report per later request: {reports:?}");
+        for (var, at, by_itself, text) in reports.iter() {
+            assert_eq!((*var, *at, *by_itself), ("id", line, true), "{text}");
+            assert!(text.contains("keep-alive") && text.contains("contextvars::tokio::spawn"), "{text}");
+        }
+    } else {
+        assert!(reports.is_empty(), "{reports:?}");
+    }
+}
+
+#[test]
+fn nested_set_reset_pairs_over_a_tasks_value_report_nothing() {
+    let _hook = HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let reports = collect_reports();
+    let rt = Builder::new_current_thread().build().unwrap();
+    let seen = rt.block_on(async {
+        tokio::spawn(async {
+            let mut seen = Vec::new();
+            ID.set(1);
+            for n in 2..5 {
+                // A library's synchronous pair, from one line, over the task's value.
+                let token = ID.set(n);
+                seen.push(ID.get());
+                ID.reset(token).unwrap();
+                seen.push(ID.get());
+            }
+            seen
+        })
+        .await
+        .unwrap()
+    });
+    contextvars::tokio::reset_leak_hook();
+    assert_eq!(seen, [Some(2), Some(1), Some(3), Some(1), Some(4), Some(1)]);
+    assert!(reports.lock().unwrap().is_empty(), "{:?}", reports.lock().unwrap());
+}

@@ -12,17 +12,27 @@
 //! claim. A claim that cannot be kept (the table is full) is dropped at once: nobody sees its
 //! value.
 //!
+//! A task's claims are kept per thread, yet a task moves between threads: a claim is returned
+//! to its task only while it holds the task's latest set of the variable on any thread (the
+//! registry [`LATEST`]). A task that set again elsewhere, then came back, reads as if the
+//! older claim did not exist, never its older value.
+//!
 //! Reads that meet another task's claim, and sets that end one, are the mistake: they are
 //! recorded (debug builds) and reported by `current.rs` at the thread's next change, never
-//! inside the reader's call.
+//! inside the reader's call. So is a task's `set` from a line whose earlier `set` in the same
+//! task was never reset: the sign of one task serving request after request (an HTTP/1
+//! keep-alive connection), whose later requests read the earlier one's value until they set.
 //!
 //! While claims exist, the thread's own context keeps no read hint, so that every read of it
 //! comes here; and with the `tokio` feature it never keeps a write hint, so that no set of it
 //! writes through the read cache.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::Location;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ::tokio::task::{Id, try_id};
 
@@ -43,10 +53,97 @@ struct Claim {
     value: Value,
     /// The `set` that made it, for the report.
     set_at: &'static Location<'static>,
+    /// `true` while this claim holds its task's latest set of the variable (see [`LATEST`]).
+    latest: Arc<AtomicBool>,
+}
+
+impl Claim {
+    /// The value, when its task reads it: only while the claim is the task's latest.
+    fn value_for(&self, task: Id) -> Option<&Value> {
+        (self.task == task && self.latest.load(Ordering::Acquire)).then_some(&self.value)
+    }
+}
+
+/// A thread's claims; on thread exit they leave the registry.
+struct Claims(Vec<Claim>);
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        for claim in &self.0 {
+            unregister(claim);
+        }
+    }
 }
 
 thread_local! {
-    static CLAIMS: RefCell<Vec<Claim>> = const { RefCell::new(Vec::new()) };
+    static CLAIMS: RefCell<Claims> = const { RefCell::new(Claims(Vec::new())) };
+}
+
+/// What the registry knows of a task's latest claim of a variable.
+struct Latest {
+    /// The claim's flag: cleared when a newer claim of the task takes its place.
+    flag: Arc<AtomicBool>,
+    /// The lines of the task's sets of the variable not reset yet, oldest first (a few).
+    unreset: Vec<&'static Location<'static>>,
+}
+
+/// Sets a task made and did not reset that [`Latest`] keeps, the latest ones.
+const MAX_UNRESET: usize = 8;
+
+/// The latest claim of each task and variable, on any thread: at most one entry per claim
+/// alive, so its size is bounded by [`MAX_CLAIMS`] per thread.
+static LATEST: Mutex<Option<HashMap<(Id, u64), Latest>>> = Mutex::new(None);
+
+fn latest_map<R>(f: impl FnOnce(&mut HashMap<(Id, u64), Latest>) -> R) -> R {
+    let mut map = LATEST.lock().unwrap_or_else(PoisonError::into_inner);
+    f(map.get_or_insert_with(HashMap::new))
+}
+
+/// Makes a new claim of `id` by `task`, set at `set_at`, the task's latest: any older one,
+/// on any thread, stops being returned. Returns the new claim's flag, and whether the task
+/// had set the variable at `set_at` before without resetting it.
+fn register(task: Id, id: u64, set_at: &'static Location<'static>) -> (Arc<AtomicBool>, bool) {
+    let flag = Arc::new(AtomicBool::new(true));
+    let again = latest_map(|map| {
+        let mut unreset = Vec::new();
+        let mut again = false;
+        if let Some(older) = map.remove(&(task, id)) {
+            older.flag.store(false, Ordering::Release);
+            again = older.unreset.contains(&set_at);
+            unreset = older.unreset;
+        }
+        if unreset.len() == MAX_UNRESET {
+            unreset.remove(0);
+        }
+        unreset.push(set_at);
+        map.insert((task, id), Latest { flag: flag.clone(), unreset });
+        again
+    });
+    (flag, again)
+}
+
+/// A reset by the claim's task: its latest unreset set is undone.
+fn reset_registered(claim: &Claim) {
+    latest_map(|map| {
+        if let Some(latest) = map.get_mut(&(claim.task, claim.id)) {
+            if Arc::ptr_eq(&latest.flag, &claim.latest) {
+                latest.unreset.pop();
+            }
+        }
+    });
+}
+
+/// A claim that ends: out of the registry, when it was its task's latest.
+fn unregister(claim: &Claim) {
+    if !claim.latest.load(Ordering::Acquire) {
+        return;
+    }
+    claim.latest.store(false, Ordering::Release);
+    latest_map(|map| {
+        if map.get(&(claim.task, claim.id)).is_some_and(|latest| Arc::ptr_eq(&latest.flag, &claim.latest)) {
+            map.remove(&(claim.task, claim.id));
+        }
+    });
 }
 
 /// The running tokio task, when the current context is the thread's own: the task whose
@@ -61,7 +158,7 @@ pub(crate) fn claimant() -> Option<Id> {
 
 /// `true` when the thread has claims.
 pub(crate) fn any() -> bool {
-    CLAIMS.try_with(|claims| !claims.borrow().is_empty()).unwrap_or(false)
+    CLAIMS.try_with(|claims| !claims.borrow().0.is_empty()).unwrap_or(false)
 }
 
 /// A read of `id` in the thread's own context while claims exist: the running task's claim,
@@ -71,12 +168,14 @@ pub(super) fn find(id: u64, ctx: &Context) -> Option<NonNull<Header>> {
     let reader = try_id();
     let claimed = CLAIMS.try_with(|claims| {
         let claims = claims.borrow();
-        let claim = claims.iter().find(|claim| claim.id == id)?;
-        if Some(claim.task) == reader {
-            return Some(Some(claim.value.as_ptr()));
+        let claim = claims.0.iter().find(|claim| claim.id == id)?;
+        match reader {
+            Some(task) if claim.task == task => Some(claim.value_for(task).map(Value::as_ptr)),
+            _ => {
+                crate::tokio::leak::record(claim.value.name(), claim.set_at, claim.task, reader);
+                Some(None)
+            }
         }
-        crate::tokio::leak::record(claim.value.name(), claim.set_at, claim.task, reader);
-        Some(None)
     });
     match claimed {
         Ok(Some(Some(value))) => Some(value),
@@ -84,15 +183,15 @@ pub(super) fn find(id: u64, ctx: &Context) -> Option<NonNull<Header>> {
     }
 }
 
-/// The value `task` claimed for `id`, as another handle.
+/// The value `task` claimed for `id`, as another handle, while it is the task's latest.
 pub(crate) fn claimed(id: u64, task: Id) -> Option<Value> {
     CLAIMS
         .try_with(|claims| {
             claims
                 .borrow()
+                .0
                 .iter()
-                .find(|claim| claim.id == id && claim.task == task)
-                .map(|claim| claim.value.clone())
+                .find_map(|claim| (claim.id == id).then(|| claim.value_for(task).cloned())?)
         })
         .ok()
         .flatten()
@@ -119,23 +218,29 @@ pub(crate) fn set<T: Send + Sync + 'static>(
     let mut displaced = Vec::new();
     let mut old = None;
     let _ = CLAIMS.try_with(|claims| {
-        let mut claims = claims.borrow_mut();
-        match claims.iter().position(|claim| claim.id == id) {
-            Some(i) if claims[i].task == task => {
-                old = Some(std::mem::replace(&mut claims[i].value, new));
-                claims[i].set_at = set_at;
-                return;
-            }
-            Some(i) => {
+        let claims = &mut claims.borrow_mut().0;
+        if let Some(i) = claims.iter().position(|claim| claim.id == id) {
+            let lost = claims.swap_remove(i);
+            match lost.value_for(task) {
+                Some(_) => old = Some(lost.value.clone()),
                 // Another task's value for this variable is lost, never shown.
-                let lost = claims.swap_remove(i);
-                crate::tokio::leak::record(lost.value.name(), lost.set_at, lost.task, Some(task));
-                displaced.push(lost.value);
+                None if lost.task != task => {
+                    crate::tokio::leak::record(lost.value.name(), lost.set_at, lost.task, Some(task));
+                }
+                None => {} // the task's own, older than its latest: forgotten
             }
-            None => {}
+            if lost.task != task {
+                unregister(&lost);
+            } // else the registry's entry is the task's: `register` takes it over
+            displaced.push(lost.value);
         }
         if claims.len() < MAX_CLAIMS {
-            claims.push(Claim { id, task, value: new, set_at });
+            let (latest, again) = register(task, id, set_at);
+            if again {
+                // The same line set the variable before in this task, and no reset came.
+                crate::tokio::leak::record(name, set_at, task, Some(task));
+            }
+            claims.push(Claim { id, task, value: new, set_at, latest });
         } else {
             displaced.push(new); // the bookkeeping is full: hidden from everyone
         }
@@ -148,8 +253,8 @@ pub(crate) fn set<T: Send + Sync + 'static>(
 }
 
 /// A `reset` in the thread's own context by `task` of a token from [`set`]: puts `old` back
-/// as what the task sees, while the claim is still the task's (else the value was lost,
-/// and nothing changes). Returns what it displaced.
+/// as what the task sees, while the claim is still the task's latest (else the value was
+/// lost, and nothing changes). Returns what it displaced.
 pub(crate) fn reset<T: Send + Sync + 'static>(
     id: u64,
     name: &'static str,
@@ -164,8 +269,9 @@ pub(crate) fn reset<T: Send + Sync + 'static>(
         Old::Owned(value) => Some(Value::new(name, value)),
     };
     let _ = CLAIMS.try_with(|claims| {
-        let mut claims = claims.borrow_mut();
-        let Some(i) = claims.iter().position(|claim| claim.id == id && claim.task == task) else {
+        let claims = &mut claims.borrow_mut().0;
+        let Some(i) = claims.iter().position(|claim| claim.id == id && claim.value_for(task).is_some())
+        else {
             displaced.extend(old);
             return;
         };
@@ -176,10 +282,15 @@ pub(crate) fn reset<T: Send + Sync + 'static>(
             _ => false,
         };
         match old {
-            Some(old) if !back_to_own => displaced.push(std::mem::replace(&mut claims[i].value, old)),
+            Some(old) if !back_to_own => {
+                reset_registered(&claims[i]);
+                displaced.push(std::mem::replace(&mut claims[i].value, old));
+            }
             old => {
                 displaced.extend(old);
-                displaced.push(claims.swap_remove(i).value);
+                let ended = claims.swap_remove(i);
+                unregister(&ended);
+                displaced.push(ended.value);
             }
         }
     });
@@ -191,9 +302,11 @@ pub(crate) fn reset<T: Send + Sync + 'static>(
 pub(crate) fn end_claim(id: u64) -> Displaced {
     CLAIMS
         .try_with(|claims| {
-            let mut claims = claims.borrow_mut();
+            let claims = &mut claims.borrow_mut().0;
             let i = claims.iter().position(|claim| claim.id == id)?;
-            Some(claims.swap_remove(i).value)
+            let ended = claims.swap_remove(i);
+            unregister(&ended);
+            Some(ended.value)
         })
         .ok()
         .flatten()
@@ -201,12 +314,14 @@ pub(crate) fn end_claim(id: u64) -> Displaced {
         .collect()
 }
 
-/// A snapshot of the thread's own context as `task` sees it: with the task's claims.
+/// A snapshot of the thread's own context as `task` sees it: with the task's latest claims.
 pub(crate) fn snapshot(task: Id, mut base: IdMap<Value>) -> IdMap<Value> {
     let mut displaced = Vec::new();
     let _ = CLAIMS.try_with(|claims| {
-        for claim in claims.borrow().iter().filter(|claim| claim.task == task) {
-            displaced.extend(base.insert(claim.id, claim.value.clone()));
+        for claim in &claims.borrow().0 {
+            if let Some(value) = claim.value_for(task) {
+                displaced.extend(base.insert(claim.id, value.clone()));
+            }
         }
     });
     drop(displaced); // still held by the thread's own context: no destructor runs

@@ -12,6 +12,12 @@ use ::tokio::task::Id;
 /// context, met by another task or by code outside any task: the mistake that, without this
 /// crate's fail-closed rule, shows one request's value to the next.
 ///
+/// Also reported: a task that sets a variable from the same line again, while its earlier
+/// `set` there was never reset. That is one task serving request after request, as hyper does
+/// for the requests of an HTTP/1 keep-alive connection: until a later request's own `set`, its
+/// reads returned the earlier request's value, which the fail-closed rule (it knows tasks, not
+/// requests) cannot tell apart. Then [`observer`](Self::observer) is the setter itself.
+///
 /// The reader got the value it would have read had the task never set (see
 /// [`contextvars::tokio`](crate::tokio)); this report names the `set` to fix. Debug builds
 /// make reports; release builds only fail closed. A report reaches the hook set with
@@ -57,7 +63,8 @@ impl Leak {
     }
 
     /// The task that met the value (read it, or set the variable over it); `None` for code
-    /// outside any task.
+    /// outside any task; the setter itself when it set the variable from the same line
+    /// again without a reset in between.
     #[must_use]
     pub fn observer(&self) -> Option<Id> {
         self.observer
@@ -66,6 +73,18 @@ impl Leak {
 
 impl fmt::Display for Leak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.observer == Some(self.setter) {
+            write!(
+                f,
+                "contextvars: `{}` was set at {} again by tokio task {} in the worker thread's own \
+                 context, over the value its earlier `set` there left (never reset); if this task \
+                 serves one request after another (an HTTP/1 keep-alive connection), the requests \
+                 between read that earlier value until their own `set`. Give each request a \
+                 context of its own",
+                self.var, self.set_at, self.setter
+            )?;
+            return Self::fix(f);
+        }
         write!(
             f,
             "contextvars: `{}` was set at {} by tokio task {} in the worker thread's own context, and ",
@@ -78,9 +97,16 @@ impl fmt::Display for Leak {
         write!(
             f,
             " met it; it was kept from them (values of a task with no context of its own stay that \
-             task's on this thread). Give the task a context of its own: spawn it with \
-             `contextvars::tokio::spawn`, or wrap it with `.in_current_context()`"
+             task's on this thread). Give the task a context of its own"
         )?;
+        Self::fix(f)
+    }
+}
+
+impl Leak {
+    /// The fix, at the end of a report.
+    fn fix(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, ": spawn it with `contextvars::tokio::spawn`, or wrap it with `.in_current_context()`")?;
         if cfg!(feature = "tower") {
             write!(
                 f,
