@@ -17,6 +17,12 @@
 //!
 //! The crate's tests check all three against the real OpenTelemetry SDK.
 //!
+//! ```toml
+//! [dependencies]
+//! contextvars = { version = "0.1", features = ["opentelemetry_0_33"] }
+//! opentelemetry = "0.33"
+//! ```
+//!
 //! The types of `opentelemetry` are 0.x: the feature's name carries the one minor release it
 //! follows (0.33). Support for the next one comes as a new feature beside it, so that
 //! moving to it is the application's choice and never breaks a build that uses this one.
