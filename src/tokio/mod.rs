@@ -90,12 +90,12 @@
 //!   that thread; once another task has set it, the first reads as above: its value is lost,
 //!   never replaced by a foreign one. So is a task's value when the task resumes on another
 //!   worker thread: the value stayed on the first;
-//! - a value whose task can no longer be told apart (the thread keeps at most 64 such
-//!   values) is hidden, never shown;
+//! - a value the thread has no room to keep for its task (it keeps at most 64 such values)
+//!   is dropped at once: hidden, never shown;
 //! - a snapshot the task takes ([`Context::current`](crate::Context::current), [`spawn`]
 //!   inside it) holds the task's values.
 //!
-//! Unchanged: a library's synchronous `set` / `reset` pair inside an unwrapped task leaves
+//! What the rule leaves alone: a library's synchronous `set` / `reset` pair inside an unwrapped task leaves
 //! nothing behind and is never reported; a value set outside any task (before the runtime
 //! starts, in the future given to `block_on`) stays visible to everyone on that thread;
 //! inside an entered context (a wrapped task, [`Context::run`](crate::Context::run), a
