@@ -1,36 +1,7 @@
-// The README is the crate documentation. Its examples are complete programs that use the
-// optional integrations, so it is included (and its examples run as doctests) only when every
-// feature they need is on: `cargo test --all-features`, and docs.rs, which builds with all
-// features.
-#![cfg_attr(
-    all(
-        feature = "trace",
-        feature = "tower-trace",
-        feature = "log",
-        feature = "tracing",
-        feature = "test-util",
-        feature = "tokio",
-        feature = "rayon"
-    ),
-    doc = include_str!("../README.md")
-)]
-#![cfg_attr(
-    not(all(
-        feature = "trace",
-        feature = "tower-trace",
-        feature = "log",
-        feature = "tracing",
-        feature = "test-util",
-        feature = "tokio",
-        feature = "rayon"
-    )),
-    doc = "Context variables (Python's PEP 567) for Rust: values that follow a request across \
-           `.await`, spawned tasks and thread pools, on any executor.\n\n\
-           The guide (the model, recipes for each executor and integration, semantics, MSRV and \
-           semver policy) is the crate's README.md. It is the front page of these docs when they \
-           are built with every feature, as docs.rs builds them: \
-           `cargo doc --all-features --open`."
-)]
+// The crate documentation, the same with every feature set: the model, getting started, which
+// integration for which executor, recipes, semantics, policies, implementation notes and FAQ.
+// Its examples use the core only; each integration's guide is on its own module.
+#![doc = include_str!("guide.md")]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -90,3 +61,9 @@ pub use spawn::ContextSpawner;
 pub use token::Token;
 pub use var::ContextVar;
 pub use watch::Watch;
+
+// The README's examples, run as doctests. They use the optional integrations, so they run
+// when those features are on (`cargo test --doc --all-features`).
+#[cfg(all(doctest, feature = "tokio", feature = "rayon", feature = "tower-trace"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

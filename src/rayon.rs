@@ -55,6 +55,46 @@
 //! assert!(requests.iter().all(|&request| request == Some(7)));
 //! # });
 //! ```
+//!
+//! # A pool of one's own, and marked workers
+//!
+//! A `ThreadPool` of one's own takes the one-line pattern: `pool.spawn(Context::current().wrap(job))`,
+//! `pool.install(Context::current().wrap(op))`, and inside `install` the parallel iterators
+//! as above. Marking the pool's threads with
+//! [`mark_worker`](crate::thread::mark_worker) in its `start_handler` makes a job that sets
+//! a value in the worker's own context panic, with a message that names these functions,
+//! instead of leaking the value into the next job the thread runs.
+//!
+//! ```
+//! use contextvars::{Context, ContextVar};
+//! use contextvars::rayon::*;
+//! use rayon::prelude::*;
+//!
+//! static REQUEST: ContextVar<u64> = ContextVar::new("request");
+//!
+//! let pool = rayon::ThreadPoolBuilder::new()
+//!     .num_threads(2)
+//!     .start_handler(|_| contextvars::thread::mark_worker())
+//!     .build()
+//!     .unwrap();
+//! # Context::new().run(|| {
+//! REQUEST.set(7);
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! pool.spawn(Context::current().wrap(move || tx.send(REQUEST.get()).unwrap()));
+//! let sum: u64 = pool.install(Context::current().wrap(|| {
+//!     [1, 2, 3].par_iter().in_current_context().map(|n| n * REQUEST.get().unwrap()).sum()
+//! }));
+//! assert_eq!((rx.recv().unwrap(), sum), (Some(7), 42));
+//! # });
+//! ```
+//!
+//! From an async task, run the pipeline on a blocking thread that starts in the task's
+//! context: `contextvars::tokio::spawn_blocking(move || items.par_iter().in_current_context()..)`
+//! with the `tokio` feature, or `smol::unblock(Context::current().wrap(..))`.
+//!
+//! The clippy recipe of [`lints`](crate::lints) flags every call to rayon's `spawn`, `join`,
+//! `scope` and their kin, and to `ThreadPool`'s methods, naming what to call instead;
+//! parallel iterators are beyond its reach.
 
 mod iter;
 

@@ -1,18 +1,71 @@
 //! Threads: starting them in the caller's context, and marking executor workers.
 //!
+//! # Threads
+//!
 //! A thread started with [`std::thread::spawn`] starts with an empty context; [`spawn`] and
 //! [`spawn_scoped`] start it in a snapshot of the caller's, the way a new asyncio task copies
-//! it.
+//! it. A thread pool of any kind takes the same snapshot by hand:
+//! [`Context::current().wrap(job)`](Context::wrap) for a job run once,
+//! [`Context::current().wrap_fn(f)`](Context::wrap_fn) for a callback called many times,
+//! each call in its own copy.
+//!
+//! ```
+//! use contextvars::{Context, ContextVar};
+//!
+//! static USER: ContextVar<&str> = ContextVar::new("user");
+//!
+//! USER.set("alice");
+//! let inherited = contextvars::thread::spawn(|| USER.get());
+//! let wrapped = std::thread::spawn(Context::current().wrap(|| USER.get()));
+//! let plain = std::thread::spawn(|| USER.get());
+//! assert_eq!(inherited.join().unwrap(), Some("alice"));
+//! assert_eq!(wrapped.join().unwrap(), Some("alice"));
+//! assert_eq!(plain.join().unwrap(), None);
+//! ```
+//!
+//! # Marking executor workers
 //!
 //! An executor's worker thread polls many tasks. A task that nobody wrapped in a context of
 //! its own runs in the *thread's* context, so a `set` there leaks into every task the thread
 //! polls next: the `threading.local()` bug context variables exist to remove. Call
-//! [`mark_worker`] at the start of every worker thread (tokio's `on_thread_start`, rayon's
-//! `start_handler`, the threads you start for smol or a hand-made executor), and such a
-//! `set` panics with a message naming the fix instead of leaking.
+//! [`mark_worker`] at the start of every worker thread, and such a `set` panics with a
+//! message naming the fix instead of leaking. [`ContextVar::sync_scope`],
+//! [`ContextVar::scope`], [`Context::run`] and wrapped tasks keep working on a marked thread.
+//!
+//! | executor | where to call it |
+//! |---|---|
+//! | tokio | `Builder::on_thread_start(contextvars::thread::mark_worker)` |
+//! | rayon | `ThreadPoolBuilder::start_handler(\|_\| contextvars::thread::mark_worker())` |
+//! | futures' `ThreadPool` | `ThreadPool::builder().after_start(\|_\| contextvars::thread::mark_worker())` |
+//! | smol, async-executor, a hand-made executor | first thing in each thread you start to run it |
+//!
+//! ```
+//! use contextvars::{Context, ContextVar};
+//!
+//! static JOB: ContextVar<u32> = ContextVar::new("job");
+//!
+//! let pool = rayon::ThreadPoolBuilder::new()
+//!     .num_threads(2)
+//!     .start_handler(|_| contextvars::thread::mark_worker())
+//!     .build()
+//!     .unwrap();
+//! // A job that sets in the worker's own context panics, naming the fix.
+//! assert!(pool.install(|| std::panic::catch_unwind(|| JOB.set(1))).is_err());
+//! // Wrapped, the job has a context of its own.
+//! assert_eq!(pool.install(Context::new().wrap(|| { JOB.set(2); JOB.get() })), Some(2));
+//! ```
+//!
+//! On tokio, the `tokio` feature already keeps such a value from every other task (see
+//! `contextvars::tokio`); marking the workers there turns the mistake into a panic at the
+//! `set`, which suits development and tests. [`mark_worker_warn_only`] prints a warning with
+//! the caller's location instead of panicking, to migrate a code base one call site at a
+//! time; [`unmark_worker`], [`is_worker`] and [`in_context`] complete the set.
 //!
 //! The clippy recipe of [`lints`](crate::lints) flags every call to `std::thread::spawn`,
 //! `Builder::spawn` and `Scope::spawn`, naming what to call instead.
+//!
+//! [`ContextVar::sync_scope`]: crate::ContextVar::sync_scope
+//! [`ContextVar::scope`]: crate::ContextVar::scope
 
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 

@@ -10,7 +10,20 @@
 //! `contextvars::trace::server::TraceContextServerLayer`, which does the same and adds the
 //! request's trace).
 //!
-//! Generic over the request type: it works for any `tower::Service`, HTTP or not.
+//! Generic over the request type: it works for any `tower::Service`, HTTP or not. Make it
+//! the outermost layer, so that every other middleware runs inside the request's context.
+//!
+//! # A forgotten layer, on tokio
+//!
+//! A handler that sets a variable with no layer in front runs in whatever context its task
+//! has. Served by tokio with nothing giving tasks their own context, that is a worker
+//! thread's own context, shared by every task the thread polls. The guarantee that a request
+//! never sees another request's value there, even when this layer is forgotten, **needs the
+//! `tokio` feature**: with it, such a `set` stays the task's own on that thread and every
+//! other request reads as if it had not been made, and debug builds report the `set`'s file
+//! and line (see `contextvars::tokio`). Without the feature, the next request polled on that
+//! thread reads the value. The layer remains the fix: with it, every request keeps its values
+//! whatever thread it resumes on.
 
 use std::task::{Context as TaskContext, Poll};
 

@@ -179,6 +179,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// `T`'s `Clone` may itself read, set and reset context variables, enter contexts and take
     /// snapshots.
     ///
+    /// With the `tokio` feature, in a worker thread's own context, a value that another tokio
+    /// task set there is not returned: `get` answers as if that task had never set it (the
+    /// fail-closed rule of `contextvars::tokio`), and never panics for it.
+    /// [`with`](Self::with), [`get_or`](Self::get_or) and [`is_set`](Self::is_set) read the
+    /// same way.
+    ///
     /// # Examples
     ///
     /// ```
@@ -190,13 +196,6 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// N.set(5);
     /// assert_eq!(N.get(), Some(5));
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// In debug builds with the `tokio` feature, when the value was set in a worker thread's
-    /// own context by another tokio task: a leak between tasks (see
-    /// [`thread::mark_worker`](crate::thread::mark_worker) for the fix). [`with`](Self::with),
-    /// [`get_or`](Self::get_or) and [`is_set`](Self::is_set) check the same.
     #[inline]
     #[must_use]
     pub fn get(&self) -> Option<T>

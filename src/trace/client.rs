@@ -1,6 +1,32 @@
 //! Client-side `tower` middleware (feature `tower-trace`): [`TraceContextClientLayer`]
 //! carries the current trace and the travelling variables on every outgoing request;
-//! [`TraceContextClient`] is the service it builds.
+//! [`TraceContextClient`] is the service it builds. The server side is
+//! `contextvars::trace::server`, whose guide shows both layers carrying a variable between
+//! services.
+//!
+//! Without a `tower` client, [`TraceContext::inject`] writes the same headers on an
+//! `http::HeaderMap` (feature `http`, which this one turns on) or on any
+//! [`HeaderSink`](super::HeaderSink):
+//!
+//! ```
+//! use contextvars::trace::{IdSource, TraceContext};
+//! use http::HeaderMap;
+//!
+//! let mut incoming = HeaderMap::new();
+//! incoming.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+//! incoming.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
+//! let trace = TraceContext::extract(&incoming);
+//! assert_eq!(trace.correlation_id().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! assert_eq!(trace.source(), IdSource::TraceParent);
+//!
+//! // An outgoing call: same trace-id and flags, a new parent-id, the tracestate, the X-Trace-ID.
+//! let mut outgoing = HeaderMap::new();
+//! trace.inject(&mut outgoing);
+//! assert!(outgoing["traceparent"].to_str().unwrap().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+//! assert_ne!(outgoing["traceparent"], incoming["traceparent"]); // a new parent-id
+//! assert_eq!(outgoing["tracestate"], "congo=t61rcWkgMzE");
+//! assert_eq!(outgoing["x-trace-id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+//! ```
 
 use std::task::{Context as TaskContext, Poll};
 

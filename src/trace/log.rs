@@ -18,8 +18,11 @@
 //! ```
 //!
 //! - or wrap any `log::Log` in [`CorrelationIdLogger`], which puts `correlation_id=<id> `
-//!   (and the variables you add) in front of every message and keeps the record's
-//!   key-values.
+//!   (the key can be changed with `.key("request_id")`, and `key=value` follows for each
+//!   variable added with `.var("tenant", &TENANT)`) in front of every message and keeps the
+//!   record's key-values. `.init(LevelFilter::Info)` installs it and sets `log`'s maximum
+//!   level; it panics when a logger is already installed, as `env_logger`'s `init` does,
+//!   and `try_init` returns the error instead.
 //!
 //! With the `test-util` feature, `LogCapture` records what a test logs, with the ID of
 //! each record, and checks that no request lost or mixed up its ID: the test to write is in

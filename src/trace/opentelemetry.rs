@@ -12,7 +12,16 @@
 //! - Show OpenTelemetry's trace-id in our logs: enter [`from_span_context`] of the span (for
 //!   example a root span the tracer started), whose correlation ID is the span's trace-id.
 //! - Or let OpenTelemetry read and write the headers with [`W3cPropagator`] (register it
-//!   with `opentelemetry::global::set_text_map_propagator`).
+//!   with `opentelemetry::global::set_text_map_propagator`): it injects the current span,
+//!   or, when there is none, the current [`TraceContext`].
+//!
+//! The crate's tests check all three against the real OpenTelemetry SDK.
+//!
+//! ```toml
+//! [dependencies]
+//! contextvars = { version = "0.1", features = ["opentelemetry_0_33"] }
+//! opentelemetry = "0.33"
+//! ```
 //!
 //! The types of `opentelemetry` are 0.x: the feature's name carries the one minor release it
 //! follows (0.33). Support for the next one comes as a new feature beside it, so that

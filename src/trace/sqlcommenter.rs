@@ -14,7 +14,9 @@
 //! digits and ``-_.!~*'()``), a `'` is escaped as `\'`, values are quoted, the pairs are
 //! sorted by key and joined by `,`; the comment goes at the end of the statement, before a
 //! final `;`; and a statement that already holds a comment (`--` or `/*`) is left as it is.
-//! [`annotate`] applies the same rules to key-values of your own.
+//! [`annotate`] applies the same rules to key-values of your own. The repository's
+//! `integration/` crate runs annotated statements on an in-memory `rusqlite` database and
+//! reads the comments back from the database's own statement trace.
 //!
 //! # Examples
 //!

@@ -1,7 +1,177 @@
 //! Server-side `tower` middleware (feature `tower-trace`): [`TraceContextServerLayer`] runs
 //! each request in a context of its own holding its trace; [`TraceContextServer`] is the
 //! service it builds, [`ResponseFuture`] its response future and [`ResponseBody`] its
-//! response body.
+//! response body. The layout is tower-http's; the layer is named so that it cannot clash with
+//! `tower_http::trace::TraceLayer`. The client side is `contextvars::trace::client`.
+//!
+//! For each request the layer extracts the trace ([`TraceContext::extract`]), runs the inner
+//! service's call, every poll of its response future and every poll of the response body's
+//! frames (a streamed or server-sent body logs with its request's ID to the last frame) in a
+//! context of the request's own holding it, and echoes the correlation ID in the response's
+//! `X-Trace-ID`, replacing one the handler set. Handlers may `set` freely: nothing leaks out
+//! of the request's context, and nothing is reset by hand.
+//!
+//! It must be the **outermost** layer: a middleware outside it runs before the request's
+//! context exists, so its lines (access logs included) show `no-trace`. Its settings are in
+//! [`TraceContextServerLayer`]'s table: `.id_header(HeaderName::from_static("x-request-id"))`
+//! (what nginx, Envoy and Heroku send), `.trust_incoming(false)` (for a service that clients
+//! reach without a trusted proxy in front), `.trust_baggage(false)`, `.echo(false)`,
+//! `.baggage_vars(..)`.
+//!
+//! # A forgotten layer, on tokio
+//!
+//! Without the layer, a handler that sets the request's ID (with
+//! `TraceContext::extract(&headers).set()`, say) sets it in whatever context its task has.
+//! Served by tokio with nothing giving tasks their own context, that is a worker thread's own
+//! context, shared by every task the thread polls. The guarantee that a request never sees
+//! another request's ID there, so that no log line and no outgoing call carries a foreign ID,
+//! **needs the `tokio` feature**: with it, such a `set` stays the task's own on that thread,
+//! every other request reads as if it had not been made (its lines say `no-trace`), and
+//! debug builds report the `set`'s file and line (see `contextvars::tokio`). Without the
+//! feature, the next request polled on that thread logs with the ID it finds there. The
+//! layer remains the fix.
+//!
+//! # axum on tokio
+//!
+//! ```toml
+//! [dependencies]
+//! contextvars = { version = "0.1", features = ["tower-trace", "tokio"] }
+//! axum = "0.8"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! tower = { version = "0.5", features = ["util"] }
+//! ```
+//!
+//! `tower`'s `util` feature brings `oneshot`, which calls the app once here, in place of
+//! `axum::serve`. The handler spawns a task with `.in_current_context()`, which
+//! `contextvars::tokio::spawn` does for you with the `tokio` feature:
+//!
+//! ```
+//! use axum::body::Body;
+//! use axum::http::Request;
+//! use axum::{Router, routing::get};
+//! use contextvars::FutureExt;
+//! use contextvars::trace::TraceContext;
+//! use contextvars::trace::server::TraceContextServerLayer;
+//! use tower::ServiceExt;
+//!
+//! async fn checkout() -> String {
+//!     let trace = TraceContext::current().expect("inside a request");
+//!     // A task spawned in the request's context keeps its trace.
+//!     let task = tokio::spawn(async { TraceContext::current() }.in_current_context());
+//!     assert_eq!(task.await.unwrap().as_ref(), Some(&trace));
+//!     format!("handled in {}", trace.correlation_id())
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let app = Router::new().route("/checkout", get(checkout)).layer(TraceContextServerLayer::new());
+//! // To serve it: axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, app).await
+//! let request = Request::get("/checkout").header("x-trace-id", "order-42").body(Body::empty()).unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.headers()["x-trace-id"], "order-42");
+//! let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+//! assert_eq!(body, "handled in order-42");
+//! # });
+//! ```
+//!
+//! # hyper on smol, or any executor
+//!
+//! ```toml
+//! [dependencies]
+//! contextvars = { version = "0.1", features = ["tower-trace"] }
+//! http-body-util = "0.1"
+//! hyper = { version = "1", features = ["http1", "server"] }
+//! hyper-util = { version = "0.1", features = ["service"] }
+//! smol = "2"
+//! smol-hyper = "0.1"
+//! tower = { version = "0.5", features = ["util"] }
+//! ```
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use contextvars::trace::TraceContext;
+//! use contextvars::trace::server::TraceContextServerLayer;
+//! use http_body_util::Full;
+//! use hyper::body::{Bytes, Incoming};
+//! use hyper::{Request, Response};
+//! use hyper_util::service::TowerToHyperService;
+//! use smol::io::{AsyncReadExt, AsyncWriteExt};
+//! use tower::Layer;
+//!
+//! async fn handler(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+//!     let id = TraceContext::current().expect("inside a request").correlation_id().to_string();
+//!     Ok(Response::new(Full::new(Bytes::from(id))))
+//! }
+//!
+//! async fn serve(listener: smol::net::TcpListener) -> std::io::Result<()> {
+//!     loop {
+//!         let (stream, _) = listener.accept().await?;
+//!         let service = TowerToHyperService::new(TraceContextServerLayer::new().layer(tower::service_fn(handler)));
+//!         let connection = hyper::server::conn::http1::Builder::new()
+//!             .serve_connection(smol_hyper::rt::FuturesIo::new(stream), service);
+//!         smol::spawn(async move { connection.await }).detach();
+//!     }
+//! }
+//!
+//! smol::block_on(async {
+//!     let listener = smol::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let address = listener.local_addr()?;
+//!     let _server = smol::spawn(serve(listener));
+//!     // One request with a pinned ID, over a plain TCP connection.
+//!     let mut stream = smol::net::TcpStream::connect(address).await?;
+//!     stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Trace-ID: job-7\r\nConnection: close\r\n\r\n").await?;
+//!     let mut response = String::new();
+//!     stream.read_to_string(&mut response).await?;
+//!     assert!(response.to_ascii_lowercase().contains("\r\nx-trace-id: job-7\r\n"));
+//!     assert!(response.ends_with("\r\n\r\njob-7"));
+//!     Ok::<_, std::io::Error>(())
+//! })?;
+//! # Ok::<_, std::io::Error>(())
+//! ```
+//!
+//! # Context variables that travel between services
+//!
+//! A [`BaggageVar`](super::BaggageVar) declares a context variable that travels in W3C
+//! baggage: the server layer sets it from the request's baggage, and the client layer sends
+//! its current value, with no code at either boundary.
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use contextvars::ContextVar;
+//! use contextvars::trace::client::TraceContextClientLayer;
+//! use contextvars::trace::server::TraceContextServerLayer;
+//! use contextvars::trace::{BaggageVar, TravellingVar};
+//! use http::{Request, Response};
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! static TENANT: ContextVar<String> = ContextVar::new("tenant");
+//! static TRAVELLING: [&dyn TravellingVar; 1] = [&BaggageVar::string("tenant", &TENANT)];
+//!
+//! futures::executor::block_on(async {
+//!     // Server: the handler runs with TENANT set from the request's baggage.
+//!     let handler = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(TENANT.get())) });
+//!     let server = TraceContextServerLayer::new().baggage_vars(&TRAVELLING).layer(handler);
+//!     let request = Request::builder().header("baggage", "tenant=acme").body(()).unwrap();
+//!     let response = server.oneshot(request).await.unwrap();
+//!     assert_eq!(response.headers()["x-trace-id"].len(), 32); // a new trace
+//!     assert_eq!(response.into_body().into_inner().as_deref(), Some("acme"));
+//!     assert_eq!(TENANT.get(), None); // nothing leaked out of the request
+//!
+//!     // Client (hyper's, or any tower client): sends TENANT's current value.
+//!     // A stand-in for the client here: it answers with the headers it was sent.
+//!     let echo = service_fn(|request: Request<()>| async move {
+//!         Ok::<_, Infallible>(Response::new(request.headers().clone()))
+//!     });
+//!     let client = TraceContextClientLayer::new().baggage_vars(&TRAVELLING).layer(echo);
+//!     let call = TENANT.scope("acme".to_string(), client.oneshot(Request::new(())));
+//!     assert_eq!(call.await.unwrap().into_body()["baggage"], "tenant=acme");
+//! });
+//! ```
+//!
+//! The repository's demo, `cargo run --example request_tracing --all-features`, carries a
+//! tenant across its two services this way and counts the lines that lost it or show another
+//! request's.
 
 use std::task::{Context as TaskContext, Poll};
 
