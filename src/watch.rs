@@ -190,7 +190,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// Calls `watcher` on a thread whenever the value of this variable visible there changes,
     /// with the value before and after (its default when not set): at a `set`, a `reset`, a
     /// [`sync_scope`](Self::sync_scope) (entering and leaving it), and when a context with
-    /// another value for it is entered or left ([`Context::run`], every poll of a
+    /// another value for it is entered or left ([`Context::run`](crate::Context::run), every poll of a
     /// [`WithContext`](crate::WithContext), tokio's task hooks).
     ///
     /// For mirroring the value into something bound to the thread: a C library's per-thread

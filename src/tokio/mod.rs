@@ -89,7 +89,8 @@
 //! - a task reads its own value only while its `set` is the latest for that variable on
 //!   that thread; once another task has set it, the first reads as above: its value is lost,
 //!   never replaced by a foreign one. So is a task's value when the task resumes on another
-//!   worker thread: the value stayed on the first;
+//!   worker thread: the value stayed on the first; and once the task has set the variable
+//!   again elsewhere, the value it left on the first thread is never returned to it there;
 //! - a value the thread has no room to keep for its task (it keeps at most 64 such values)
 //!   is dropped at once: hidden, never shown;
 //! - a snapshot the task takes ([`Context::current`](crate::Context::current), [`spawn`]
@@ -102,6 +103,13 @@
 //! layer) everything behaves as anywhere else; on a thread marked with
 //! [`mark_worker`](crate::thread::mark_worker), a `set` outside an entered context still
 //! panics.
+//!
+//! What the rule cannot tell: it knows tasks, not requests. hyper serves the requests of an
+//! HTTP/1 keep-alive connection one after another in one task, so without a layer a request
+//! reads the value the connection's previous request set, until its own `set` (its lines
+//! after that are right). Debug builds report it at that `set`, named as the same line
+//! setting again with no reset in between (see [`Leak`]); the fix is the one every report
+//! names, a context per request (`ContextLayer`, `TraceContextServerLayer`, feature `tower`).
 //!
 //! Cargo unifies features: when any crate of a build turns `tokio` on, the rule holds for
 //! every crate in it. The guarantee is tokio's only: on other executors, mark the worker
@@ -138,7 +146,9 @@
 //!
 //! The mistake is reported in debug builds, never inside the read that met the value (a log
 //! formatter calling `get` gets the fail-closed value and writes its line whole): a [`Leak`]
-//! names the variable, the file and line of the `set`, and the fix. It reaches the hook set
+//! names the variable, the file and line of the `set`, and the fix. A task that sets a
+//! variable from the same line again, with no `reset` of the earlier `set` in between, is
+//! reported too, at that line: the sign of one task serving request after request. It reaches the hook set
 //! with [`set_leak_hook`] at the thread's next `set`, `reset` or `sync_scope`; without a
 //! hook, one line per variable and `set` goes to standard error, once per thread. Requests
 //! do not fail because of it, unless a hook of yours panics: then the panic comes at that
