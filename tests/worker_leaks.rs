@@ -1,7 +1,8 @@
 //! The `threading.local()` bug, made loud: a `set` in a task that has no context of its own
 //! lands in the worker thread's context. On threads marked with `thread::mark_worker` such a
-//! `set` panics; with the `tokio` feature in debug builds, a value one tokio task set there and
-//! another task reads panics too. The corrected programs see no foreign value.
+//! `set` panics; with the `tokio` feature, a value one tokio task set there is kept from every
+//! other task (fail closed, every build) and reported in debug builds. The corrected programs
+//! see no foreign value.
 
 mod support;
 
