@@ -4,6 +4,8 @@
 # core's targets with PASS/FAIL), with the machine, the compiler and the commit.
 #
 #   scripts/bench.sh                 # the core (`benches/context.rs`), about 3 minutes
+#   scripts/bench.sh ratios          # the core's targets (`benches/ratios.rs`, profile
+#                                    # `ratios`, feature `tokio`), its own tables, 2 minutes
 #   scripts/bench.sh context hamt    # several bench targets (hamt alone: about 8 minutes)
 #
 # The core runs with short criterion settings (BENCH_ARGS overrides them), BENCH_ROUNDS times
@@ -35,6 +37,9 @@ for target in ${targets[*]}; do
             python3 scripts/bench_table.py target/criterion --since "$round_start" --save "$file" --quiet
             round_files+=(--round "$file")
         done
+    elif [ "$target" = ratios ]; then
+        # Prints its own tables (RATIO_ROUNDS rounds, default 5); criterion is not involved.
+        cargo bench --profile ratios --features tokio --bench ratios
     else
         cargo bench --bench "$target" -- --noplot
     fi
