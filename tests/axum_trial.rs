@@ -376,3 +376,62 @@ fn serve_and_send() -> Vec<(StatusCode, String)> {
     server.shutdown_background();
     answers
 }
+
+/// The naive handler for the keep-alive case: the ID it reads before its set, and after an
+/// await.
+async fn naive_keep_alive(headers: HeaderMap) -> String {
+    let entry = CurrentCorrelationId.to_string();
+    TraceContext::set(TraceContext::extract(&headers));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    tokio::task::yield_now().await;
+    format!("{entry} {CurrentCorrelationId}")
+}
+
+/// A keep-alive connection serves its requests one after another in one tokio task, hyper's
+/// connection task. What the naive handler sets is claimed by that task on the thread it runs
+/// on, so a later request of the connection reads it: before its own set (at least 18 of 20
+/// requests, as there are two threads), and after it when the task resumes on a thread where
+/// an earlier request set. The reader is the setter's task, so no leak is reported either. A context per
+/// request (`ContextLayer`, `TraceContextServerLayer`) is the fix; the fail-closed rule, which
+/// knows tasks and not requests, cannot tell.
+#[test]
+#[ignore = "a known leak: the naive handler's value belongs to the connection's task, not to the request"]
+fn a_keep_alive_connection_never_shows_an_earlier_requests_id() {
+    const SEQUENTIAL: usize = 20;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let address = server.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = Router::new().route("/", get(naive_keep_alive));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        address
+    });
+    let clients = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answers = clients.block_on(async {
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let mut answers = Vec::new();
+        for n in 0..SEQUENTIAL {
+            sender.ready().await.unwrap();
+            let request = Request::get("/")
+                .header("host", "front")
+                .header("x-trace-id", trace_id(n))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let body = sender.send_request(request).await.unwrap().into_body().collect().await.unwrap();
+            answers.push(String::from_utf8(body.to_bytes().to_vec()).unwrap());
+        }
+        answers
+    });
+    server.shutdown_background();
+    let foreign: Vec<(usize, &String)> = answers
+        .iter()
+        .enumerate()
+        .filter(|(n, answer)| answer.split(' ').any(|id| id != NO_TRACE && id != trace_id(*n)))
+        .collect();
+    eprintln!("keep-alive: {} of {SEQUENTIAL} requests read an earlier request's ID", foreign.len());
+    assert!(foreign.is_empty(), "(request, IDs read at entry and after the await): {foreign:?}");
+}
