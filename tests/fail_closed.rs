@@ -114,6 +114,40 @@ fn another_tasks_set_ends_a_claim_and_the_value_is_lost_not_foreign() {
     }
 }
 
+/// `TraceContext::set` wraps a variable's `set`: the report names the line that called it,
+/// the one to fix, not the wrapper's.
+#[cfg(feature = "trace")]
+#[test]
+fn a_report_of_trace_context_set_names_the_callers_line() {
+    use contextvars::trace::TraceContext;
+    let _hook = HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let reports = collect_reports();
+    let rt = Builder::new_current_thread().build().unwrap();
+    let (line, seen) = rt.block_on(async {
+        let line = tokio::spawn(async {
+            let line = line!() + 1;
+            TraceContext::set(TraceContext::extract(&[("x-trace-id", "req-1")]));
+            line
+        });
+        let line = line.await.unwrap();
+        // Another task meets the value, then changes a variable: the report is made there.
+        let seen = tokio::spawn(async {
+            let seen = TraceContext::current();
+            ID.set(2);
+            seen
+        });
+        (line, seen.await.unwrap())
+    });
+    contextvars::tokio::reset_leak_hook();
+    assert_eq!(seen, None, "another task's trace is never shown");
+    let reports = reports.lock().unwrap();
+    if cfg!(debug_assertions) {
+        assert_eq!(*reports, [("trace_context", line)], "the report names the caller's line");
+    } else {
+        assert!(reports.is_empty());
+    }
+}
+
 #[test]
 fn a_synchronous_set_reset_pair_and_a_scope_leave_nothing_and_report_nothing() {
     let _hook = HOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -130,6 +130,7 @@ impl TraceContext {
     /// assert_eq!(TraceContext::current(), None);
     /// # });
     /// ```
+    #[track_caller]
     pub fn set(self) -> Token<TraceContext> {
         TRACE_CONTEXT.set(self)
     }
