@@ -128,7 +128,7 @@ fn find_slow<T: 'static>(id: u64) -> Option<NonNull<Header>> {
             *ctx.write_hint.get_mut() = stamp;
         }
         if let Some(value) = thread(|thread| thread.cache.hit(id, stamp)) {
-            debug_check(id, value);
+            debug_check_in(ctx, id, value);
             return NonNull::new(value.cast_mut());
         }
         let (value, alone) =
@@ -264,10 +264,16 @@ fn may_write_through(ctx: &crate::Context) -> bool {
 #[inline]
 fn debug_check(id: u64, value: *const Header) {
     if cfg!(debug_assertions) {
-        with_current(|ctx| {
-            let found = ctx.map.root().and_then(|root| hamt::find(root, id));
-            let raw = found.map_or(std::ptr::null(), |(value, _)| value.as_ptr().as_ptr().cast_const());
-            assert!(raw == value, "contextvars: a read cache entry names a value the map does not hold");
-        });
+        with_current(|ctx| debug_check_in(ctx, id, value));
+    }
+}
+
+/// [`debug_check`] inside [`with_current`], on the current context `ctx` (a nested
+/// `with_current` would make a second `&mut` to it).
+fn debug_check_in(ctx: &crate::Context, id: u64, value: *const Header) {
+    if cfg!(debug_assertions) {
+        let found = ctx.map.root().and_then(|root| hamt::find(root, id));
+        let raw = found.map_or(std::ptr::null(), |(value, _)| value.as_ptr().as_ptr().cast_const());
+        assert!(raw == value, "contextvars: a read cache entry names a value the map does not hold");
     }
 }
