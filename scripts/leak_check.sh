@@ -25,16 +25,26 @@ for name in hamt_model context_model destructors reentrancy cpython_context pani
     fi
 done
 
-# Build once and collect the test executables cargo reports.
+# Build once (with `internals`, which the trie's model test needs) and collect the test
+# executables cargo reports. A failed build fails the check with cargo's own message.
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+if ! cargo test --no-run --features internals --lib "${tests[@]}" --message-format=json \
+    >"$build_log" 2>"$build_log.err"; then
+    echo "leak_check: the test build failed:" >&2
+    cat "$build_log.err" >&2
+    rm -f "$build_log.err"
+    exit 2
+fi
+rm -f "$build_log.err"
 mapfile -t binaries < <(
-    cargo test --no-run --lib "${tests[@]}" --message-format=json 2>/dev/null |
-        python3 -c '
+    python3 -c '
 import json, sys
 for line in sys.stdin:
     msg = json.loads(line)
     if msg.get("reason") == "compiler-artifact" and msg.get("profile", {}).get("test") and msg.get("executable"):
         print(msg["executable"])
-'
+' <"$build_log"
 )
 if [[ ${#binaries[@]} -eq 0 ]]; then
     echo "leak_check: no test executables were built" >&2
