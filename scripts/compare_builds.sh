@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/machine.sh
 mode=${1:?features or revs}
 rounds=${ROUNDS:-8}
+load_before=$(cut -d" " -f1-3 /proc/loadavg)
 out=target/compare-builds
 rm -rf "$out"
 mkdir -p "$out"
