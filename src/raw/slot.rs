@@ -143,34 +143,54 @@ pub(crate) fn in_entered_context() -> bool {
 /// its drop.
 #[inline]
 pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
-    /// Puts the previous context back on drop, so unwinding restores it too.
-    struct Leave {
-        outer: *mut Context,
-        /// With watchers registered (`watch.rs`): the watched values around the switches.
-        watched: Option<Box<crate::watch::Switch>>,
+    if crate::watch::active() {
+        return enter_watched(ctx, f);
+    }
+    // The pointer is used only until `_leave` puts the previous one back, while `ctx` stays
+    // borrowed by this call (see `with_current`). The read cache's hints live in each context,
+    // so nothing else changes.
+    let _leave = Leave(thread(|thread| thread.current.replace(ctx)));
+    f()
+}
+
+/// Puts the previous context back on drop, so unwinding restores it too.
+struct Leave(*mut Context);
+
+impl Drop for Leave {
+    #[inline]
+    fn drop(&mut self) {
+        thread(|thread| thread.current.set(self.0));
+    }
+}
+
+/// `enter` while watchers are registered (`watch.rs`): the same exchange, with the watched
+/// values compared around each switch. Apart, so that the common path keeps no state for it.
+#[cold]
+#[inline(never)]
+fn enter_watched<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
+    /// Switches back (`leave`, dropped first), then tells the watchers (never while unwinding).
+    struct Watched {
+        switch: Option<Box<crate::watch::Switch>>,
+        leave: Option<Leave>,
     }
 
-    impl Drop for Leave {
-        #[inline]
+    impl Drop for Watched {
         fn drop(&mut self) {
-            if let Some(watched) = &mut self.watched {
-                crate::watch::before_switch_back(watched);
+            if let Some(switch) = &mut self.switch {
+                crate::watch::before_switch_back(switch);
             }
-            thread(|thread| thread.current.set(self.outer));
-            if let Some(watched) = &self.watched {
-                crate::watch::after_switch(watched); // never while unwinding
+            drop(self.leave.take());
+            if let Some(switch) = &self.switch {
+                crate::watch::after_switch(switch);
             }
         }
     }
 
-    // The pointer is used only until `_leave` puts the previous one back, while `ctx` stays
-    // borrowed by this call (see `with_current`). The read cache's hints live in each context,
-    // so nothing else changes.
-    let watched = crate::watch::before_switch();
-    let leave = Leave { outer: thread(|thread| thread.current.replace(ctx)), watched };
-    if let Some(watched) = &leave.watched {
-        crate::watch::after_switch(watched);
+    let switch = crate::watch::before_switch();
+    let watched = Watched { switch, leave: Some(Leave(thread(|thread| thread.current.replace(ctx)))) };
+    if let Some(switch) = &watched.switch {
+        crate::watch::after_switch(switch);
     }
-    let _leave = leave;
+    let _watched = watched;
     f()
 }
