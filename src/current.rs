@@ -59,7 +59,7 @@ pub(crate) fn lend<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R
 #[inline]
 pub(crate) fn snapshot() -> Context {
     #[cfg(feature = "tokio")]
-    if raw::claims::any() {
+    if !in_entered_context() && raw::claims::any() {
         if let Some(task) = claimant() {
             let base = raw::share_current();
             return Context::from_map(raw::claims::snapshot(task, base.map));
@@ -72,7 +72,7 @@ pub(crate) fn snapshot() -> Context {
 /// claim in the thread's own context (feature `tokio`), else the current context's value.
 pub(crate) fn visible(var: u64) -> Option<Value> {
     #[cfg(feature = "tokio")]
-    if raw::claims::any() {
+    if !in_entered_context() && raw::claims::any() {
         if let Some(task) = claimant() {
             if let Some(value) = raw::claims::claimed(var, task) {
                 return Some(value);
@@ -119,7 +119,8 @@ pub(crate) fn unclaim<T: Send + Sync + 'static>(
 /// context, ends any claim on the variable.
 #[cfg(feature = "tokio")]
 pub(crate) fn base_changed(var_id: u64) {
-    if raw::claims::any() && !in_entered_context() {
+    // The cheap test first: an entered context has no claims to end.
+    if !in_entered_context() && raw::claims::any() {
         raw::hold(raw::claims::end_claim(var_id));
     }
 }
