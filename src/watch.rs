@@ -10,6 +10,7 @@
 //! complete, never while a panic unwinds, and may use context variables themselves.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -93,40 +94,55 @@ fn around_now<R>(var: u64, change: impl FnOnce() -> R) -> R {
 }
 
 /// The watched values around a switch of the current context (entering or leaving one).
-pub(crate) struct Switch {
+struct Switch {
     watched: Vec<(u64, Callback)>,
     before: Vec<Option<Value>>,
 }
 
-/// Before a switch: the watched values visible now. `None` while no watcher is registered.
-#[inline]
-pub(crate) fn before_switch() -> Option<Box<Switch>> {
-    if active() { capture(None) } else { None }
+thread_local! {
+    /// The switches of the contexts entered on this thread while watchers were registered,
+    /// innermost last: entering is scoped, so they end in the reverse order.
+    static SWITCHES: RefCell<Vec<Switch>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Entering a context while watchers are registered, before the exchange: records the
+/// watched values visible now. `false` when there is nothing to tell at the end.
 #[cold]
 #[inline(never)]
-fn capture(var: Option<u64>) -> Option<Box<Switch>> {
-    let watched = watchers(var);
+pub(crate) fn entering() -> bool {
+    let watched = watchers(None);
     if watched.is_empty() {
-        return None;
+        return false;
     }
     let before = visible_now(&watched);
-    Some(Box::new(Switch { watched, before }))
+    SWITCHES.try_with(|switches| switches.borrow_mut().push(Switch { watched, before })).is_ok()
 }
 
-/// After a switch: calls the watchers whose value changed.
+/// After the exchange of an [`entering`] that returned `true`: calls the watchers whose value
+/// changed. A watcher may enter contexts itself, so none runs while the stack is borrowed.
 #[cold]
 #[inline(never)]
-pub(crate) fn after_switch(switch: &Switch) {
-    notify_changed(&switch.watched, &switch.before);
+pub(crate) fn entered() {
+    let top = SWITCHES.try_with(|switches| {
+        switches.borrow().last().map(|switch| (switch.watched.clone(), switch.before.clone()))
+    });
+    if let Ok(Some((watched, before))) = top {
+        notify_changed(&watched, &before);
+    }
 }
 
-/// Before switching back: records the values visible now, in the context being left.
+/// Leaving a context entered with an [`entering`] that returned `true`: records the watched
+/// values in the context being left, runs `switch_back`, then tells the watchers (never while
+/// unwinding).
 #[cold]
 #[inline(never)]
-pub(crate) fn before_switch_back(switch: &mut Switch) {
+pub(crate) fn leaving(switch_back: &mut dyn FnMut()) {
+    let Some(mut switch) = SWITCHES.try_with(|switches| switches.borrow_mut().pop()).ok().flatten() else {
+        return switch_back();
+    };
     switch.before = visible_now(&switch.watched);
+    switch_back();
+    notify_changed(&switch.watched, &switch.before);
 }
 
 /// A swap of the current context's contents (tokio's task hooks), with its watchers.

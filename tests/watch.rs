@@ -171,6 +171,27 @@ fn a_panicking_watcher_leaves_the_context_as_the_change_made_it() {
 }
 
 #[test]
+fn a_watcher_panicking_as_a_context_is_entered_leaves_the_caller_s_context_current() {
+    static LEVEL: ContextVar<u8> = ContextVar::new("level");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let watch = LEVEL.watch(move |old, new| {
+        assert_ne!(new, Some(&13), "unlucky");
+        log.lock().unwrap().push((old.copied(), new.copied()));
+    });
+    let entered = std::panic::catch_unwind(|| Context::new().with_value(&LEVEL, 13).run(|| LEVEL.get()));
+    assert!(entered.is_err());
+    assert_eq!(LEVEL.get(), None, "the caller's context is back");
+    // The watchers' record of the switches stayed balanced: later ones are seen as they are.
+    Context::new().with_value(&LEVEL, 1).run(|| Context::new().with_value(&LEVEL, 2).run(|| ()));
+    drop(watch);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(None, Some(1)), (Some(1), Some(2)), (Some(2), Some(1)), (Some(1), None)]
+    );
+}
+
+#[test]
 fn watchers_never_run_while_a_panic_unwinds() {
     static DEPTH: ContextVar<u8> = ContextVar::new("depth");
     let calls = Arc::new(AtomicUsize::new(0));

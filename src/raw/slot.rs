@@ -143,54 +143,40 @@ pub(crate) fn in_entered_context() -> bool {
 /// its drop.
 #[inline]
 pub(crate) fn enter<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
-    if crate::watch::active() {
-        return enter_watched(ctx, f);
-    }
+    // With watchers registered (`watch.rs`), the watched values are compared around each
+    // switch; their state waits on a stack of the thread's, so the guard stays two words.
+    let watched = crate::watch::active() && crate::watch::entering();
     // The pointer is used only until `_leave` puts the previous one back, while `ctx` stays
     // borrowed by this call (see `with_current`). The read cache's hints live in each context,
-    // so nothing else changes.
-    let _leave = Leave(thread(|thread| thread.current.replace(ctx)));
+    // so nothing else changes. Built before the watchers run: if one panics, it switches back.
+    let _leave = Leave { outer: thread(|thread| thread.current.replace(ctx)), watched };
+    if watched {
+        crate::watch::entered();
+    }
     f()
 }
 
 /// Puts the previous context back on drop, so unwinding restores it too.
-struct Leave(*mut Context);
+struct Leave {
+    outer: *mut Context,
+    /// `watch::entering` recorded the switch.
+    watched: bool,
+}
 
 impl Drop for Leave {
     #[inline]
     fn drop(&mut self) {
-        thread(|thread| thread.current.set(self.0));
+        if self.watched {
+            leave_watched(self.outer);
+        } else {
+            thread(|thread| thread.current.set(self.outer));
+        }
     }
 }
 
-/// `enter` while watchers are registered (`watch.rs`): the same exchange, with the watched
-/// values compared around each switch. Apart, so that the common path keeps no state for it.
+/// [`Leave`] when `watch::entering` recorded the switch: out of line.
 #[cold]
 #[inline(never)]
-fn enter_watched<R>(ctx: &mut Context, f: impl FnOnce() -> R) -> R {
-    /// Switches back (`leave`, dropped first), then tells the watchers (never while unwinding).
-    struct Watched {
-        switch: Option<Box<crate::watch::Switch>>,
-        leave: Option<Leave>,
-    }
-
-    impl Drop for Watched {
-        fn drop(&mut self) {
-            if let Some(switch) = &mut self.switch {
-                crate::watch::before_switch_back(switch);
-            }
-            drop(self.leave.take());
-            if let Some(switch) = &self.switch {
-                crate::watch::after_switch(switch);
-            }
-        }
-    }
-
-    let switch = crate::watch::before_switch();
-    let watched = Watched { switch, leave: Some(Leave(thread(|thread| thread.current.replace(ctx)))) };
-    if let Some(switch) = &watched.switch {
-        crate::watch::after_switch(switch);
-    }
-    let _watched = watched;
-    f()
+fn leave_watched(outer: *mut Context) {
+    crate::watch::leaving(&mut || thread(|thread| thread.current.set(outer)));
 }
