@@ -59,25 +59,31 @@ pub(crate) fn lend<T: 'static, R>(id: u64, f: impl FnOnce(Option<&T>) -> R) -> R
 #[inline]
 pub(crate) fn snapshot() -> Context {
     #[cfg(feature = "tokio")]
-    if !in_entered_context() && raw::claims::any() {
-        if let Some(task) = claimant() {
-            let base = raw::share_current();
-            return Context::from_map(raw::claims::snapshot(task, base.map));
-        }
+    if let Some(task) = claims_shown_to() {
+        let base = raw::share_current();
+        return Context::from_map(raw::claims::snapshot(task, base.map));
     }
     raw::share_current()
+}
+
+/// The running tokio task, when the current context is the thread's own and holds claims:
+/// the task whose claims a read of it shows. The cheap test first: an entered context has
+/// none.
+#[cfg(feature = "tokio")]
+#[inline]
+fn claims_shown_to() -> Option<::tokio::task::Id> {
+    if in_entered_context() || !raw::claims::any() {
+        return None;
+    }
+    ::tokio::task::try_id()
 }
 
 /// The value of the variable `var` visible now, as another handle: the running tokio task's
 /// claim in the thread's own context (feature `tokio`), else the current context's value.
 pub(crate) fn visible(var: u64) -> Option<Value> {
     #[cfg(feature = "tokio")]
-    if !in_entered_context() && raw::claims::any() {
-        if let Some(task) = claimant() {
-            if let Some(value) = raw::claims::claimed(var, task) {
-                return Some(value);
-            }
-        }
+    if let Some(value) = claims_shown_to().and_then(|task| raw::claims::claimed(var, task)) {
+        return Some(value);
     }
     raw::with_current(|ctx| ctx.map.get(var).cloned())
 }

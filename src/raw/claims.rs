@@ -185,13 +185,11 @@ pub(super) fn find(id: u64, ctx: &Context) -> Option<NonNull<Header>> {
 
 /// The value `task` claimed for `id`, as another handle, while it is the task's latest.
 pub(crate) fn claimed(id: u64, task: Id) -> Option<Value> {
+    // A thread holds at most one claim per variable (`set` replaces it).
     CLAIMS
         .try_with(|claims| {
-            claims
-                .borrow()
-                .0
-                .iter()
-                .find_map(|claim| (claim.id == id).then(|| claim.value_for(task).cloned())?)
+            let claims = claims.borrow();
+            claims.0.iter().find(|claim| claim.id == id).and_then(|claim| claim.value_for(task).cloned())
         })
         .ok()
         .flatten()
