@@ -79,13 +79,14 @@ pub(crate) fn around<R>(var: u64, change: impl FnOnce() -> R) -> R {
     if !active() {
         return change();
     }
-    around_now(var, change)
+    around_now(Some(var), change)
 }
 
+/// [`around`] while watchers are registered: those of `var`, or of every variable (`None`).
 #[cold]
 #[inline(never)]
-fn around_now<R>(var: u64, change: impl FnOnce() -> R) -> R {
-    let watched = watchers(Some(var));
+fn around_now<R>(var: Option<u64>, change: impl FnOnce() -> R) -> R {
+    let watched = watchers(var);
     // The handle kept here also keeps the old value: the change cannot write over it in place.
     let before = visible_now(&watched);
     let result = change();
@@ -150,10 +151,7 @@ pub(crate) fn swap(swap: impl FnOnce()) {
     if !active() {
         return swap();
     }
-    let watched = watchers(None);
-    let before = visible_now(&watched);
-    swap();
-    notify_changed(&watched, &before);
+    around_now(None, swap);
 }
 
 /// The value as a `T`.
