@@ -2,7 +2,8 @@
 # Compares two builds of the ratio harness (`benches/ratios.rs`, profile `ratios`) row by row:
 # the cost of a feature on the same code, or of a change between two commits. The two
 # binaries run one round each in turn, ROUNDS times (default 8), so that the load of a busy
-# machine falls on both alike; each row's figure is the median over its rounds.
+# machine falls on both alike; each row's figure is the median over its rounds, and each
+# target's the median of its per-round ratios.
 #
 #   scripts/compare_builds.sh features "" tokio          # the `tokio` feature's cost
 #   scripts/compare_builds.sh revs 5c746d2 HEAD tokio    # two commits, both with `tokio`
@@ -80,4 +81,22 @@ for name, v in rows.items():
         continue
     a, b = statistics.median(v["a"]), statistics.median(v["b"])
     print(f"| {name} | {a:.2} ({min(v['a']):.2}–{max(v['a']):.2}) | {b:.2} ({min(v['b']):.2}–{max(v['b']):.2}) | {b - a:+.2f} | {b / a:.3f} |")
+
+# The targets: each round's ratio (the harness's own, ours over the peer's of that round),
+# median over the rounds per build.
+targets = {}
+for side in "ab":
+    for r in range(1, rounds + 1):
+        for line in open(f"{out}/{side}.{r}.md"):
+            m = re.match(r"\| (.+?) \| ([0-9.]+)x \(.*\| (≤ [0-9.]+x) \|", line)
+            if m:
+                targets.setdefault((m.group(1), m.group(3)), {"a": [], "b": []})[side].append(float(m.group(2)))
+print()
+print("| target | limit | a: median ratio (min–max) | b: median ratio (min–max) |")
+print("|---|---|---:|---:|")
+for (name, limit), v in targets.items():
+    if not v["a"] or not v["b"]:
+        continue
+    cell = lambda xs: f"{statistics.median(xs):.3f}x ({min(xs):.3f}–{max(xs):.3f})"
+    print(f"| {name} | {limit} | {cell(v['a'])} | {cell(v['b'])} |")
 EOF

@@ -28,15 +28,13 @@ done
 # Build once (with `internals`, which the trie's model test needs) and collect the test
 # executables cargo reports. A failed build fails the check with cargo's own message.
 build_log=$(mktemp)
-trap 'rm -f "$build_log"' EXIT
+trap 'rm -f "$build_log" "$build_log.err"' EXIT
 if ! cargo test --no-run --features internals --lib "${tests[@]}" --message-format=json \
     >"$build_log" 2>"$build_log.err"; then
     echo "leak_check: the test build failed:" >&2
     cat "$build_log.err" >&2
-    rm -f "$build_log.err"
     exit 2
 fi
-rm -f "$build_log.err"
 mapfile -t binaries < <(
     python3 -c '
 import json, sys
