@@ -319,6 +319,10 @@ impl Context {
     /// Wraps `f` so that it runs in this context, wherever it is called: the way to hand the
     /// caller's values to a thread pool.
     ///
+    /// It starts new work, so it runs in the [`inherited`](Self::inherited) copy: variables
+    /// declared [not inherited](ContextVar::not_inherited) are left out. To run in the context
+    /// itself, all of it, call [`run`](Self::run).
+    ///
     /// The closure returned is `Send` when `f` is.
     ///
     /// # Examples

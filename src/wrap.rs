@@ -10,7 +10,9 @@ impl Context {
     /// Each call starts from `self` as it is now, whatever earlier calls set: a call's sets
     /// stay in that call, never show in the next one, and never reach the thread that makes
     /// the call. Copying a context is O(1). The closure returned is `Send` and `Sync` when `f`
-    /// is, so it fits rayon's `Fn + Send + Sync` bounds.
+    /// is, so it fits rayon's `Fn + Send + Sync` bounds. As with [`wrap`](Context::wrap), the
+    /// calls start from the [`inherited`](Context::inherited) copy: variables declared
+    /// [not inherited](crate::ContextVar::not_inherited) are left out.
     ///
     /// # Borrowed and several arguments
     ///
