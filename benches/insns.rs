@@ -1,0 +1,168 @@
+//! One operation of the ratio harness in a loop, for counting its instructions under
+//! `valgrind --tool=callgrind`: the counts do not move with the machine's load, so they show
+//! what a change costs where the timings of `benches/ratios.rs` cannot.
+//!
+//! Build profile: `ratios` (`codegen-units = 1`), with `--features tokio`, as the ratio
+//! harness. `scripts/insns.sh` builds it, runs every mode under callgrind and prints the
+//! instructions per operation, the empty loop (`none`) subtracted:
+//!
+//! ```sh
+//! scripts/insns.sh                 # every mode
+//! scripts/insns.sh get scope       # some
+//! ```
+//!
+//! By hand: `target/ratios/deps/insns-* MODE` runs [`OPS`] operations of `MODE` (a tenth as
+//! many requests) and prints a checksum; without a mode it lists the modes.
+
+use std::hint::black_box;
+use std::pin::{Pin, pin};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use contextvars::{Context, ContextVar, FutureExt as _};
+
+/// Operations per run (requests: a tenth).
+const OPS: u64 = 1_000_000;
+
+static VALUE: ContextVar<u64> = ContextVar::new("value");
+static FILLER: [ContextVar<u64>; 3] = [const { ContextVar::new("filler") }; 3];
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
+static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
+
+tokio::task_local! {
+    static TASK_VALUE: u64;
+}
+
+/// A context of 4 variables, `VALUE` among them, as in the ratio harness.
+fn filled() -> Context {
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        for var in &FILLER {
+            var.set(0);
+        }
+        VALUE.set(1);
+    });
+    ctx
+}
+
+#[inline(never)]
+fn contextvars_scope(value: u64) -> u64 {
+    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
+}
+
+#[inline(never)]
+fn tokio_scope(value: u64) -> u64 {
+    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
+}
+
+/// `Pending` until its count runs out.
+struct Countdown(u64);
+
+impl Future for Countdown {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+        let left = black_box(self.0);
+        if left == 0 {
+            Poll::Ready(())
+        } else {
+            self.0 = left - 1;
+            Poll::Pending
+        }
+    }
+}
+
+/// `Pending` once, then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+/// The ratio harness's request: 3 sets, 10 rounds of (2 gets, one suspension), the resets.
+async fn request() -> u64 {
+    let request = REQUEST_ID.set(black_box(1));
+    let user = USER_ID.set(black_box(2));
+    let deadline = DEADLINE.set(black_box(3));
+    let mut sum = 0;
+    for round in 0..10 {
+        sum += REQUEST_ID.get().unwrap_or(0);
+        let other = if round % 2 == 0 { &USER_ID } else { &DEADLINE };
+        sum += other.get().unwrap_or(0);
+        YieldOnce(false).await;
+    }
+    let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
+    assert!(reset.is_ok());
+    sum
+}
+
+/// Polls `fut` to its end, type-erased as an executor polls a task.
+fn run_to_end<F: Future<Output = u64>>(fut: F) -> u64 {
+    let mut fut = pin!(fut);
+    let mut fut: Pin<&mut dyn Future<Output = u64>> = fut.as_mut();
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(sum) = fut.as_mut().poll(&mut cx) {
+            return sum;
+        }
+    }
+}
+
+/// Keeps `value` from being optimised away, then drops it.
+fn sink<T>(value: T) {
+    drop(black_box(value));
+}
+
+/// Polls `fut` until it is ready.
+fn poll_to_end(fut: impl Future<Output = ()>) {
+    let mut fut = pin!(fut);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    while fut.as_mut().poll(&mut cx).is_pending() {}
+}
+
+const MODES: &str = "none get scope set_reset poll poll-bare request tokio-get tokio-scope";
+
+fn main() {
+    // `cargo bench` passes `--bench`; a mode is the first other argument.
+    let Some(mode) = std::env::args().skip(1).find(|arg| !arg.starts_with("--")) else {
+        println!("modes: {MODES}");
+        return;
+    };
+    let mut sum = 0u64;
+    let mut add = |value: u64| sum = sum.wrapping_add(black_box(value));
+    match mode.as_str() {
+        "none" => (0..OPS).for_each(&mut add),
+        "get" => filled().run(|| {
+            (0..OPS).for_each(|_| add(VALUE.get().unwrap_or(0)));
+        }),
+        "scope" => filled().run(|| {
+            (0..OPS).for_each(|i| add(contextvars_scope(black_box(i))));
+        }),
+        "set_reset" => filled().run(|| {
+            (0..OPS).for_each(|i| sink(VALUE.reset(VALUE.set(black_box(i)))));
+        }),
+        "poll" => poll_to_end(Countdown(OPS).in_context(filled())),
+        "poll-bare" => poll_to_end(Countdown(OPS)),
+        "request" => filled().run(|| {
+            (0..OPS / 10).for_each(|_| add(run_to_end(request().in_context(contextvars::copy_context()))));
+        }),
+        "tokio-get" => TASK_VALUE.sync_scope(1, || {
+            (0..OPS).for_each(|_| add(TASK_VALUE.with(|v| *v)));
+        }),
+        "tokio-scope" => (0..OPS).for_each(|i| add(tokio_scope(black_box(i)))),
+        other => {
+            eprintln!("unknown mode {other:?}; modes: {MODES}");
+            std::process::exit(2);
+        }
+    }
+    println!("{sum}");
+}
