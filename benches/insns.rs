@@ -18,31 +18,17 @@ use std::hint::black_box;
 use std::pin::{Pin, pin};
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use contextvars::{Context, ContextVar, FutureExt as _};
+use contextvars::FutureExt as _;
+
+mod workload;
+
+use workload::{VALUE, contextvars_request, filled, run_request};
 
 /// Operations per run (requests: a tenth).
 const OPS: u64 = 1_000_000;
 
-static VALUE: ContextVar<u64> = ContextVar::new("value");
-static FILLER: [ContextVar<u64>; 3] = [const { ContextVar::new("filler") }; 3];
-static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
-static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
-static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
-
 tokio::task_local! {
     static TASK_VALUE: u64;
-}
-
-/// A context of 4 variables, `VALUE` among them, as in the ratio harness.
-fn filled() -> Context {
-    let mut ctx = Context::new();
-    ctx.run(|| {
-        for var in &FILLER {
-            var.set(0);
-        }
-        VALUE.set(1);
-    });
-    ctx
 }
 
 #[inline(never)]
@@ -68,51 +54,6 @@ impl Future for Countdown {
         } else {
             self.0 = left - 1;
             Poll::Pending
-        }
-    }
-}
-
-/// `Pending` once, then `Ready`.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            Poll::Pending
-        }
-    }
-}
-
-/// The ratio harness's request: 3 sets, 10 rounds of (2 gets, one suspension), the resets.
-async fn request() -> u64 {
-    let request = REQUEST_ID.set(black_box(1));
-    let user = USER_ID.set(black_box(2));
-    let deadline = DEADLINE.set(black_box(3));
-    let mut sum = 0;
-    for round in 0..10 {
-        sum += REQUEST_ID.get().unwrap_or(0);
-        let other = if round % 2 == 0 { &USER_ID } else { &DEADLINE };
-        sum += other.get().unwrap_or(0);
-        YieldOnce(false).await;
-    }
-    let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
-    assert!(reset.is_ok());
-    sum
-}
-
-/// Polls `fut` to its end, type-erased as an executor polls a task.
-fn run_to_end<F: Future<Output = u64>>(fut: F) -> u64 {
-    let mut fut = pin!(fut);
-    let mut fut: Pin<&mut dyn Future<Output = u64>> = fut.as_mut();
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(sum) = fut.as_mut().poll(&mut cx) {
-            return sum;
         }
     }
 }
@@ -153,7 +94,9 @@ fn main() {
         "poll" => poll_to_end(Countdown(OPS).in_context(filled())),
         "poll-bare" => poll_to_end(Countdown(OPS)),
         "request" => filled().run(|| {
-            (0..OPS / 10).for_each(|_| add(run_to_end(request().in_context(contextvars::copy_context()))));
+            (0..OPS / 10).for_each(|_| {
+                add(run_request(contextvars_request().in_context(contextvars::copy_context())));
+            });
         }),
         "tokio-get" => TASK_VALUE.sync_scope(1, || {
             (0..OPS).for_each(|_| add(TASK_VALUE.with(|v| *v)));

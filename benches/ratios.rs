@@ -27,11 +27,15 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use contextvars::{Context, ContextVar, FutureExt as _};
+use contextvars::FutureExt as _;
+
+mod workload;
+
+use workload::{REQUEST_YIELDS, VALUE, YieldOnce, contextvars_request, filled, run_request};
 
 /// Operations per timed iteration: enough that the loop and the clock are noise.
 const OPS: u64 = 16;
@@ -39,12 +43,6 @@ const OPS: u64 = 16;
 const SAMPLE: Duration = Duration::from_millis(2);
 /// Samples per row and round.
 const SAMPLES: usize = 21;
-
-static VALUE: ContextVar<u64> = ContextVar::new("value");
-static FILLER: [ContextVar<u64>; 3] = [const { ContextVar::new("filler") }; 3];
-static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
-static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
-static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
 
 thread_local! {
     static PLAIN: Cell<u64> = const { Cell::new(0) };
@@ -65,18 +63,6 @@ struct OtelRequestId(u64);
 struct OtelUserId(u64);
 #[derive(Clone, Copy)]
 struct OtelDeadline(u64);
-
-/// A context of 4 variables, `VALUE` among them: where the micro benchmarks run.
-fn filled() -> Context {
-    let mut ctx = Context::new();
-    ctx.run(|| {
-        for var in &FILLER {
-            var.set(0);
-        }
-        VALUE.set(1);
-    });
-    ctx
-}
 
 fn otel_current(value: u64) -> opentelemetry::ContextGuard {
     opentelemetry::Context::current_with_value(OtelValue(value)).attach()
@@ -165,41 +151,6 @@ fn time_polls<F: Future<Output = u32> + 'static>(iters: u64, mut make: impl FnMu
     elapsed.mul_f64((iters * OPS) as f64 / (count * u64::from(POLLS)) as f64)
 }
 
-/// `Pending` once, then `Ready`: one suspension point of a request handler.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            Poll::Pending
-        }
-    }
-}
-
-const REQUEST_YIELDS: u64 = 10;
-
-/// 3 sets, 10 rounds of (2 gets, one suspension), the resets: in its own context.
-async fn contextvars_request() -> u64 {
-    let request = REQUEST_ID.set(black_box(1));
-    let user = USER_ID.set(black_box(2));
-    let deadline = DEADLINE.set(black_box(3));
-    let mut sum = 0;
-    for round in 0..REQUEST_YIELDS {
-        sum += REQUEST_ID.get().unwrap_or(0);
-        let other = if round % 2 == 0 { &USER_ID } else { &DEADLINE };
-        sum += other.get().unwrap_or(0);
-        YieldOnce(false).await;
-    }
-    let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
-    assert!(reset.is_ok());
-    sum
-}
-
 /// The same reads with tokio: the values were put in place by three nested `scope`s.
 async fn tokio_request() -> u64 {
     let mut sum = 0;
@@ -226,19 +177,6 @@ async fn otel_request() -> u64 {
         YieldOnce(false).await;
     }
     sum
-}
-
-/// Polls a request to its end on the stack, type-erased as an executor polls a task (see
-/// [`time_polls`]); building and dropping it are timed too.
-fn run_request<F: Future<Output = u64>>(fut: F) -> u64 {
-    let mut fut = pin!(fut);
-    let mut fut: Pin<&mut dyn Future<Output = u64>> = fut.as_mut();
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(sum) = fut.as_mut().poll(&mut cx) {
-            return sum;
-        }
-    }
 }
 
 /// The spawn (a snapshot of a context of 4 variables), then the request in it.
