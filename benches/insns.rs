@@ -22,24 +22,10 @@ use contextvars::FutureExt as _;
 
 mod workload;
 
-use workload::{VALUE, contextvars_request, filled, run_request};
+use workload::{TASK_VALUE, VALUE, contextvars_request, contextvars_scope, filled, run_request, tokio_scope};
 
 /// Operations per run (requests: a tenth).
 const OPS: u64 = 1_000_000;
-
-tokio::task_local! {
-    static TASK_VALUE: u64;
-}
-
-#[inline(never)]
-fn contextvars_scope(value: u64) -> u64 {
-    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
-}
-
-#[inline(never)]
-fn tokio_scope(value: u64) -> u64 {
-    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
-}
 
 /// `Pending` until its count runs out.
 struct Countdown(u64);

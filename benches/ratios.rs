@@ -35,7 +35,10 @@ use contextvars::FutureExt as _;
 
 mod workload;
 
-use workload::{REQUEST_YIELDS, VALUE, YieldOnce, contextvars_request, filled, run_request};
+use workload::{
+    REQUEST_YIELDS, TASK_VALUE, VALUE, YieldOnce, contextvars_request, contextvars_scope, filled,
+    run_request, tokio_scope,
+};
 
 /// Operations per timed iteration: enough that the loop and the clock are noise.
 const OPS: u64 = 16;
@@ -49,7 +52,6 @@ thread_local! {
 }
 
 tokio::task_local! {
-    static TASK_VALUE: u64;
     static TASK_REQUEST_ID: u64;
     static TASK_USER_ID: u64;
     static TASK_DEADLINE: u64;
@@ -84,16 +86,6 @@ fn time(iters: u64, mut op: impl FnMut()) -> Duration {
         }
     }
     start.elapsed()
-}
-
-#[inline(never)]
-fn contextvars_scope(value: u64) -> u64 {
-    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
-}
-
-#[inline(never)]
-fn tokio_scope(value: u64) -> u64 {
-    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
 }
 
 #[inline(never)]

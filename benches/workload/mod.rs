@@ -14,6 +14,10 @@ pub(crate) static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
 pub(crate) static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
 pub(crate) static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
 
+tokio::task_local! {
+    pub(crate) static TASK_VALUE: u64;
+}
+
 /// A context of 4 variables, `VALUE` among them: where the micro benchmarks run.
 pub(crate) fn filled() -> Context {
     let mut ctx = Context::new();
@@ -24,6 +28,18 @@ pub(crate) fn filled() -> Context {
         VALUE.set(1);
     });
     ctx
+}
+
+/// Scope: set `VALUE`, read it in the closure, restore; behind a call never inlined.
+#[inline(never)]
+pub(crate) fn contextvars_scope(value: u64) -> u64 {
+    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
+}
+
+/// The same with tokio's task-local.
+#[inline(never)]
+pub(crate) fn tokio_scope(value: u64) -> u64 {
+    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
 }
 
 /// `Pending` once, then `Ready`: one suspension point of a request handler.
