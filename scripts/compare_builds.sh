@@ -67,13 +67,16 @@ echo
 python3 - "$out" "$rounds" <<'EOF'
 import re, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
-rows = {}
+# Each round's file, read once: the rows' times, and the targets' ratios (the harness's own,
+# ours over the peer's of that round).
+rows, targets = {}, {}
 for side in "ab":
     for r in range(1, rounds + 1):
         for line in open(f"{out}/{side}.{r}.md"):
-            m = re.match(r"\| (\S+) \| ([0-9.]+) \(", line)
-            if m:
+            if m := re.match(r"\| (\S+) \| ([0-9.]+) \(", line):
                 rows.setdefault(m.group(1), {"a": [], "b": []})[side].append(float(m.group(2)))
+            elif m := re.match(r"\| (.+?) \| ([0-9.]+)x \(.*\| (≤ [0-9.]+x) \|", line):
+                targets.setdefault((m.group(1), m.group(3)), {"a": [], "b": []})[side].append(float(m.group(2)))
 print("| row | a, ns (min–max) | b, ns (min–max) | b − a, ns | b / a |")
 print("|---|---:|---:|---:|---:|")
 for name, v in rows.items():
@@ -82,15 +85,7 @@ for name, v in rows.items():
     a, b = statistics.median(v["a"]), statistics.median(v["b"])
     print(f"| {name} | {a:.2} ({min(v['a']):.2}–{max(v['a']):.2}) | {b:.2} ({min(v['b']):.2}–{max(v['b']):.2}) | {b - a:+.2f} | {b / a:.3f} |")
 
-# The targets: each round's ratio (the harness's own, ours over the peer's of that round),
-# median over the rounds per build.
-targets = {}
-for side in "ab":
-    for r in range(1, rounds + 1):
-        for line in open(f"{out}/{side}.{r}.md"):
-            m = re.match(r"\| (.+?) \| ([0-9.]+)x \(.*\| (≤ [0-9.]+x) \|", line)
-            if m:
-                targets.setdefault((m.group(1), m.group(3)), {"a": [], "b": []})[side].append(float(m.group(2)))
+# The targets: the median over the rounds of each build's per-round ratios.
 print()
 print("| target | limit | a: median ratio (min–max) | b: median ratio (min–max) |")
 print("|---|---|---:|---:|")
