@@ -13,7 +13,9 @@ pub const MAX_BAGGAGE_MEMBERS: usize = 64;
 
 /// The most bytes of `baggage` read from a request, and sent in one: the 8,192 the
 /// specification requires every platform to propagate. Members that do not fit whole in the
-/// first 8,192 bytes are dropped, and nothing past them is read.
+/// first 8,192 bytes are dropped, and nothing past them is read; so is a member that would
+/// take the header sent on past 8,192 bytes once re-encoded (a value's invalid UTF-8 is sent
+/// as U+FFFD, three times as long), so that a baggage always fits in one header.
 pub const MAX_BAGGAGE_LEN: usize = 8192;
 
 /// W3C Baggage: an ordered list of `key=value` members, each with optional properties,
@@ -105,6 +107,8 @@ impl Baggage {
     pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut baggage = Self::new();
         let mut budget = MAX_BAGGAGE_LEN;
+        // The length of the header value the baggage formats as.
+        let mut sent = 0;
         'values: for value in values {
             let complete = value.len() <= budget;
             let value = &value[..value.len().min(budget)];
@@ -124,6 +128,14 @@ impl Baggage {
                     continue;
                 }
                 if let Some(parsed) = parse_member(member) {
+                    // Decoding can make a member longer to send than it was to receive (an
+                    // invalid `%E9` goes out as U+FFFD, `%EF%BF%BD`): the baggage must still
+                    // fit in one header, so a member that would not is dropped and reading stops.
+                    let comma = usize::from(!baggage.members.is_empty());
+                    sent += comma + parsed.encoded_len();
+                    if sent > MAX_BAGGAGE_LEN {
+                        break 'values;
+                    }
                     baggage.members.push(parsed);
                     if baggage.members.len() == MAX_BAGGAGE_MEMBERS {
                         break 'values;
@@ -238,10 +250,33 @@ impl Baggage {
 
     /// The length of the header value.
     fn encoded_len(&self) -> usize {
-        let mut counter = Counter(0);
-        let _ = fmt::Write::write_fmt(&mut counter, format_args!("{self}"));
-        counter.0
+        encoded_len(self)
     }
+}
+
+impl Member {
+    /// The length of `key=value;property…` as sent.
+    fn encoded_len(&self) -> usize {
+        encoded_len(self)
+    }
+}
+
+impl fmt::Display for Member {
+    /// `key=value;property…`, the value percent-encoded where needed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, utf8_percent_encode(&self.value, NOT_OCTET))?;
+        for property in &self.properties {
+            write!(f, ";{}", property.raw)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many bytes `item` formats as, counted without building the text.
+fn encoded_len(item: &impl fmt::Display) -> usize {
+    let mut counter = Counter(0);
+    let _ = fmt::Write::write_fmt(&mut counter, format_args!("{item}"));
+    counter.0
 }
 
 struct Counter(usize);
@@ -261,10 +296,7 @@ impl fmt::Display for Baggage {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{}={}", member.key, utf8_percent_encode(&member.value, NOT_OCTET))?;
-            for property in &member.properties {
-                write!(f, ";{}", property.raw)?;
-            }
+            fmt::Display::fmt(member, f)?;
         }
         Ok(())
     }
@@ -457,6 +489,25 @@ mod tests {
         assert_eq!(parse(&[&exact]).get("k").map(str::len), Some(MAX_BAGGAGE_LEN - 2));
         let over = format!("k={}", "v".repeat(MAX_BAGGAGE_LEN - 1));
         assert!(parse(&[&over]).is_empty());
+    }
+
+    #[test]
+    fn what_is_read_fits_in_one_header_when_sent_on() {
+        // `%E9` is not UTF-8: it is read as U+FFFD and sent as `%EF%BF%BD`, three times as
+        // long. 2,000 of them are 6,002 bytes received and would be 18,002 sent.
+        let grows = format!("k={}", "%E9".repeat(2000));
+        assert!(grows.len() <= MAX_BAGGAGE_LEN);
+        let baggage = parse(&["a=1", &grows, "b=2"]);
+        assert_eq!(baggage.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a"], "dropped, and reading stopped");
+
+        // Up to the limit exactly: 910 U+FFFD are 8,190 bytes sent, with `k=` 8,192.
+        let fits = format!("k={}", "%E9".repeat(910));
+        let baggage = parse(&[&fits]);
+        assert_eq!(baggage.get("k").map(|v| v.chars().count()), Some(910));
+        assert_eq!(baggage.to_string().len(), MAX_BAGGAGE_LEN);
+        assert_eq!(parse(&[&baggage.to_string()]), baggage);
+        let one_more = format!("k={}", "%E9".repeat(911));
+        assert!(parse(&[&one_more]).is_empty());
     }
 
     #[test]
