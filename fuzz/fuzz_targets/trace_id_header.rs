@@ -20,8 +20,11 @@ fuzz_target!(|data: &[u8]| {
 
     // The bytes as the three headers, split at 0xff bytes.
     let mut parts = data.split(|&b| b == 0xff);
-    let (x_trace_id, traceparent, tracestate) =
-        (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (x_trace_id, traceparent, tracestate) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let trace = TraceContext::extract(&[
         ("x-trace-id", x_trace_id),
         ("traceparent", traceparent),
@@ -36,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
 
     // Through the `http` crate: what it accepts as header values, extracted then injected.
     let mut incoming = HeaderMap::new();
-    for (name, value) in [("x-trace-id", x_trace_id), ("traceparent", traceparent), ("tracestate", tracestate)] {
+    for (name, value) in
+        [("x-trace-id", x_trace_id), ("traceparent", traceparent), ("tracestate", tracestate)]
+    {
         if let Ok(value) = HeaderValue::from_bytes(value) {
             incoming.append(name, value);
         }

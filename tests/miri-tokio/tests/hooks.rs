@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use contextvars::tokio::{on_after_task_poll, on_before_task_poll, on_task_spawn, on_task_terminate, task_contexts};
+use contextvars::tokio::{
+    on_after_task_poll, on_before_task_poll, on_task_spawn, on_task_terminate, task_contexts,
+};
 use contextvars::{Context, ContextVar};
 use tokio::runtime::Builder;
 
