@@ -24,36 +24,22 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use contextvars::{Context, ContextVar, FutureExt as _};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 
-/// The variable every micro benchmark reads: a `u64` in a context that holds others.
-static VALUE: ContextVar<u64> = ContextVar::new("value");
+mod workload;
+
+use workload::{
+    REQUEST_SUM, TASK_DEADLINE, TASK_REQUEST_ID, TASK_USER_ID, TASK_VALUE, VALUE, contextvars_scope,
+    contextvars_spawned, otel_spawned, tokio_scope, tokio_spawned,
+};
 
 /// Enough variables to fill a context of 10,000 (they are never read).
 static FILLER: [ContextVar<u64>; 10_000] = [const { ContextVar::new("filler") }; 10_000];
-
-/// The three variables a request sets.
-static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
-static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
-static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
 
 thread_local! {
     static PLAIN: Cell<u64> = const { Cell::new(0) };
 }
 
-tokio::task_local! {
-    static TASK_VALUE: u64;
-    static TASK_REQUEST_ID: u64;
-    static TASK_USER_ID: u64;
-    static TASK_DEADLINE: u64;
-}
-
 #[derive(Clone, Copy)]
 struct OtelValue(u64);
-#[derive(Clone, Copy)]
-struct OtelRequestId(u64);
-#[derive(Clone, Copy)]
-struct OtelUserId(u64);
-#[derive(Clone, Copy)]
-struct OtelDeadline(u64);
 
 /// Makes a context holding `VALUE` plus `n - 1` other variables.
 fn filled(n: usize) -> Context {
@@ -102,19 +88,7 @@ fn get(c: &mut Criterion) {
     group.finish();
 }
 
-/// Sets `VALUE`, reads it back in a closure and restores the previous value.
-#[inline(never)]
-fn contextvars_scope(value: u64) -> u64 {
-    VALUE.sync_scope(value, || VALUE.get().unwrap_or(0))
-}
-
-/// The same with tokio: `sync_scope` swaps the value in, `with` reads it, the guard restores.
-#[inline(never)]
-fn tokio_scope(value: u64) -> u64 {
-    TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
-}
-
-/// The same with opentelemetry: attach a derived context, read, drop the guard.
+/// The scope of `workload::contextvars_scope` with opentelemetry: attach a derived context, read, drop the guard.
 #[inline(never)]
 fn otel_scope(value: u64) -> u64 {
     let _guard = otel_current(value);
@@ -318,76 +292,9 @@ fn copy(c: &mut Criterion) {
     group.finish();
 }
 
-/// Returns `Pending` once, then `Ready`: one suspension point of a request handler.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            Poll::Pending
-        }
-    }
-}
-
-/// Suspension points of one request: with the final poll, 11 polls in all.
-const REQUEST_YIELDS: u64 = 10;
-
-/// What every request returns: the sum of its 20 reads (checked once per row, so that all
-/// three rows read the same values).
-const REQUEST_SUM: u64 = REQUEST_YIELDS + (REQUEST_YIELDS / 2) * 2 + (REQUEST_YIELDS / 2) * 3;
-
-/// The request with `contextvars`: 3 sets, 10 rounds of (2 gets, one suspension), the resets.
-/// It runs in its own context: the caller wraps it in a snapshot taken at spawn.
-async fn contextvars_request() -> u64 {
-    let request = REQUEST_ID.set(black_box(1));
-    let user = USER_ID.set(black_box(2));
-    let deadline = DEADLINE.set(black_box(3));
-    let mut sum = 0;
-    for round in 0..REQUEST_YIELDS {
-        sum += REQUEST_ID.get().unwrap_or(0);
-        let other = if round % 2 == 0 { &USER_ID } else { &DEADLINE };
-        sum += other.get().unwrap_or(0);
-        YieldOnce(false).await;
-    }
-    let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
-    assert!(reset.is_ok());
-    sum
-}
-
-/// The same reads with tokio: the values were put in place by three nested `scope`s.
-async fn tokio_request() -> u64 {
-    let mut sum = 0;
-    for round in 0..REQUEST_YIELDS {
-        sum += TASK_REQUEST_ID.with(|v| *v);
-        sum += if round % 2 == 0 { TASK_USER_ID.with(|v| *v) } else { TASK_DEADLINE.with(|v| *v) };
-        YieldOnce(false).await;
-    }
-    sum
-}
-
-/// The same reads with opentelemetry: the values are in the context the future was wrapped in.
-async fn otel_request() -> u64 {
-    let mut sum = 0;
-    for round in 0..REQUEST_YIELDS {
-        sum += opentelemetry::Context::map_current(|cx| cx.get::<OtelRequestId>().map_or(0, |v| v.0));
-        sum += opentelemetry::Context::map_current(|cx| {
-            if round % 2 == 0 {
-                cx.get::<OtelUserId>().map_or(0, |v| v.0)
-            } else {
-                cx.get::<OtelDeadline>().map_or(0, |v| v.0)
-            }
-        });
-        YieldOnce(false).await;
-    }
-    sum
-}
-
 /// Polls a request future on the stack to completion; building and dropping it are timed.
+/// As a concrete type, where the ratio harness's `workload::run_request` polls it type-erased:
+/// the figures recorded from this bench were measured this way.
 fn run_request<F: Future<Output = u64>>(fut: F) -> u64 {
     let mut fut = pin!(fut);
     let mut cx = TaskContext::from_waker(Waker::noop());
@@ -433,22 +340,15 @@ fn request(c: &mut Criterion) {
 }
 
 fn contextvars_spawn_request() -> u64 {
-    run_request(contextvars_request().in_context(contextvars::copy_context()))
+    run_request(contextvars_spawned())
 }
 
 fn tokio_spawn_request() -> u64 {
-    run_request(TASK_REQUEST_ID.scope(
-        black_box(1),
-        TASK_USER_ID.scope(black_box(2), TASK_DEADLINE.scope(black_box(3), tokio_request())),
-    ))
+    run_request(tokio_spawned())
 }
 
 fn otel_spawn_request() -> u64 {
-    let cx = opentelemetry::Context::current()
-        .with_value(OtelRequestId(black_box(1)))
-        .with_value(OtelUserId(black_box(2)))
-        .with_value(OtelDeadline(black_box(3)));
-    run_request(opentelemetry::context::FutureExt::with_context(otel_request(), cx))
+    run_request(otel_spawned())
 }
 
 /// What the safe-by-default checks cost: `set` (which refuses a root set on a worker thread)

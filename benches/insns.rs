@@ -22,7 +22,7 @@ use contextvars::FutureExt as _;
 
 mod workload;
 
-use workload::{TASK_VALUE, VALUE, contextvars_request, contextvars_scope, filled, run_request, tokio_scope};
+use workload::{TASK_VALUE, VALUE, contextvars_scope, contextvars_spawned, filled, run_request, tokio_scope};
 
 /// Operations per run (requests: a tenth).
 const OPS: u64 = 1_000_000;
@@ -81,7 +81,7 @@ fn main() {
         "poll-bare" => poll_to_end(Countdown(OPS)),
         "request" => filled().run(|| {
             (0..OPS / 10).for_each(|_| {
-                add(run_request(contextvars_request().in_context(contextvars::copy_context())));
+                add(run_request(contextvars_spawned()));
             });
         }),
         "tokio-get" => TASK_VALUE.sync_scope(1, || {

@@ -36,8 +36,8 @@ use contextvars::FutureExt as _;
 mod workload;
 
 use workload::{
-    REQUEST_YIELDS, TASK_VALUE, VALUE, YieldOnce, contextvars_request, contextvars_scope, filled,
-    run_request, tokio_scope,
+    REQUEST_SUM, TASK_DEADLINE, TASK_REQUEST_ID, TASK_USER_ID, TASK_VALUE, VALUE, contextvars_scope,
+    contextvars_spawned, filled, otel_spawned, run_request, tokio_scope, tokio_spawned,
 };
 
 /// Operations per timed iteration: enough that the loop and the clock are noise.
@@ -51,20 +51,8 @@ thread_local! {
     static PLAIN: Cell<u64> = const { Cell::new(0) };
 }
 
-tokio::task_local! {
-    static TASK_REQUEST_ID: u64;
-    static TASK_USER_ID: u64;
-    static TASK_DEADLINE: u64;
-}
-
 #[derive(Clone, Copy)]
 struct OtelValue(u64);
-#[derive(Clone, Copy)]
-struct OtelRequestId(u64);
-#[derive(Clone, Copy)]
-struct OtelUserId(u64);
-#[derive(Clone, Copy)]
-struct OtelDeadline(u64);
 
 fn otel_current(value: u64) -> opentelemetry::ContextGuard {
     opentelemetry::Context::current_with_value(OtelValue(value)).attach()
@@ -143,52 +131,17 @@ fn time_polls<F: Future<Output = u32> + 'static>(iters: u64, mut make: impl FnMu
     elapsed.mul_f64((iters * OPS) as f64 / (count * u64::from(POLLS)) as f64)
 }
 
-/// The same reads with tokio: the values were put in place by three nested `scope`s.
-async fn tokio_request() -> u64 {
-    let mut sum = 0;
-    for round in 0..REQUEST_YIELDS {
-        sum += TASK_REQUEST_ID.with(|v| *v);
-        sum += if round % 2 == 0 { TASK_USER_ID.with(|v| *v) } else { TASK_DEADLINE.with(|v| *v) };
-        YieldOnce(false).await;
-    }
-    sum
-}
-
-/// The same reads with opentelemetry: the values are in the context the future runs in.
-async fn otel_request() -> u64 {
-    let mut sum = 0;
-    for round in 0..REQUEST_YIELDS {
-        sum += opentelemetry::Context::map_current(|cx| cx.get::<OtelRequestId>().map_or(0, |v| v.0));
-        sum += opentelemetry::Context::map_current(|cx| {
-            if round % 2 == 0 {
-                cx.get::<OtelUserId>().map_or(0, |v| v.0)
-            } else {
-                cx.get::<OtelDeadline>().map_or(0, |v| v.0)
-            }
-        });
-        YieldOnce(false).await;
-    }
-    sum
-}
-
 /// The spawn (a snapshot of a context of 4 variables), then the request in it.
 fn contextvars_spawn_request() -> u64 {
-    run_request(contextvars_request().in_context(contextvars::copy_context()))
+    run_request(contextvars_spawned())
 }
 
 fn tokio_spawn_request() -> u64 {
-    run_request(TASK_REQUEST_ID.scope(
-        black_box(1),
-        TASK_USER_ID.scope(black_box(2), TASK_DEADLINE.scope(black_box(3), tokio_request())),
-    ))
+    run_request(tokio_spawned())
 }
 
 fn otel_spawn_request() -> u64 {
-    let cx = opentelemetry::Context::current()
-        .with_value(OtelRequestId(black_box(1)))
-        .with_value(OtelUserId(black_box(2)))
-        .with_value(OtelDeadline(black_box(3)));
-    run_request(opentelemetry::context::FutureExt::with_context(otel_request(), cx))
+    run_request(otel_spawned())
 }
 
 /// One benchmark: `run(iters)` does `iters * OPS` operations and says how long they took.
@@ -202,10 +155,8 @@ fn row(name: &'static str, run: impl FnMut(u64) -> Duration + 'static) -> Row {
 }
 
 fn rows() -> Vec<Row> {
-    // Each round reads REQUEST_ID (1), then USER_ID (2) or DEADLINE (3) in turn.
-    let sum = REQUEST_YIELDS + REQUEST_YIELDS / 2 * 2 + REQUEST_YIELDS / 2 * 3;
-    assert_eq!(filled().run(contextvars_spawn_request), sum);
-    assert_eq!(tokio_spawn_request(), sum);
+    assert_eq!(filled().run(contextvars_spawn_request), REQUEST_SUM);
+    assert_eq!(tokio_spawn_request(), REQUEST_SUM);
     vec![
         row("get/contextvars", |iters| filled().run(|| time(iters, || sink(VALUE.get().unwrap_or(0))))),
         row("get/tokio", |iters| TASK_VALUE.sync_scope(1, || time(iters, || sink(TASK_VALUE.with(|v| *v))))),

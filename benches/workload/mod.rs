@@ -1,12 +1,14 @@
-//! The workloads that `benches/ratios.rs` times and `benches/insns.rs` counts: one copy, so
-//! that the timings and the instruction counts measure the same code.
+//! The workloads that `benches/ratios.rs` and `benches/context.rs` time and `benches/insns.rs`
+//! counts: one copy, so that the timings and the instruction counts measure the same code.
+
+#![allow(dead_code, reason = "each bench that includes this module uses a part of it")]
 
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::{Pin, pin};
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use contextvars::{Context, ContextVar};
+use contextvars::{Context, ContextVar, FutureExt as _};
 
 pub(crate) static VALUE: ContextVar<u64> = ContextVar::new("value");
 pub(crate) static FILLER: [ContextVar<u64>; 3] = [const { ContextVar::new("filler") }; 3];
@@ -16,7 +18,17 @@ pub(crate) static DEADLINE: ContextVar<u64> = ContextVar::new("deadline");
 
 tokio::task_local! {
     pub(crate) static TASK_VALUE: u64;
+    pub(crate) static TASK_REQUEST_ID: u64;
+    pub(crate) static TASK_USER_ID: u64;
+    pub(crate) static TASK_DEADLINE: u64;
 }
+
+#[derive(Clone, Copy)]
+struct OtelRequestId(u64);
+#[derive(Clone, Copy)]
+struct OtelUserId(u64);
+#[derive(Clone, Copy)]
+struct OtelDeadline(u64);
 
 /// A context of 4 variables, `VALUE` among them: where the micro benchmarks run.
 pub(crate) fn filled() -> Context {
@@ -61,8 +73,12 @@ impl Future for YieldOnce {
 /// Suspension points of one request: with the final poll, 11 polls in all.
 pub(crate) const REQUEST_YIELDS: u64 = 10;
 
+/// What every request returns: the sum of its 20 reads (each round reads `REQUEST_ID` (1),
+/// then `USER_ID` (2) or `DEADLINE` (3) in turn).
+pub(crate) const REQUEST_SUM: u64 = REQUEST_YIELDS + (REQUEST_YIELDS / 2) * 2 + (REQUEST_YIELDS / 2) * 3;
+
 /// 3 sets, 10 rounds of (2 gets, one suspension), the resets: in its own context.
-pub(crate) async fn contextvars_request() -> u64 {
+async fn contextvars_request() -> u64 {
     let request = REQUEST_ID.set(black_box(1));
     let user = USER_ID.set(black_box(2));
     let deadline = DEADLINE.set(black_box(3));
@@ -76,6 +92,60 @@ pub(crate) async fn contextvars_request() -> u64 {
     let reset = DEADLINE.reset(deadline).and(USER_ID.reset(user)).and(REQUEST_ID.reset(request));
     assert!(reset.is_ok());
     sum
+}
+
+/// The same reads with tokio: the values were put in place by three nested `scope`s.
+async fn tokio_request() -> u64 {
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += TASK_REQUEST_ID.with(|v| *v);
+        sum += if round % 2 == 0 { TASK_USER_ID.with(|v| *v) } else { TASK_DEADLINE.with(|v| *v) };
+        YieldOnce(false).await;
+    }
+    sum
+}
+
+/// The same reads with opentelemetry: the values are in the context the future runs in.
+async fn otel_request() -> u64 {
+    let mut sum = 0;
+    for round in 0..REQUEST_YIELDS {
+        sum += opentelemetry::Context::map_current(|cx| cx.get::<OtelRequestId>().map_or(0, |v| v.0));
+        sum += opentelemetry::Context::map_current(|cx| {
+            if round % 2 == 0 {
+                cx.get::<OtelUserId>().map_or(0, |v| v.0)
+            } else {
+                cx.get::<OtelDeadline>().map_or(0, |v| v.0)
+            }
+        });
+        YieldOnce(false).await;
+    }
+    sum
+}
+
+/// The request as spawned with `contextvars`: in a snapshot of the spawner's context, where
+/// its 3 sets go (the first copies the snapshot's path).
+pub(crate) fn contextvars_spawned() -> impl Future<Output = u64> {
+    contextvars_request().in_context(contextvars::copy_context())
+}
+
+/// The request as spawned with tokio: three nested `scope`s give the values (standing for the
+/// sets; leaving them at the end stands for the resets). Task-locals are not inherited, so
+/// there is no snapshot.
+pub(crate) fn tokio_spawned() -> impl Future<Output = u64> {
+    TASK_REQUEST_ID.scope(
+        black_box(1),
+        TASK_USER_ID.scope(black_box(2), TASK_DEADLINE.scope(black_box(3), tokio_request())),
+    )
+}
+
+/// The request as spawned with opentelemetry: the spawner's context (the snapshot), three
+/// `with_value`s (the sets, each deriving a new context), and `with_context`.
+pub(crate) fn otel_spawned() -> impl Future<Output = u64> {
+    let cx = opentelemetry::Context::current()
+        .with_value(OtelRequestId(black_box(1)))
+        .with_value(OtelUserId(black_box(2)))
+        .with_value(OtelDeadline(black_box(3)));
+    opentelemetry::context::FutureExt::with_context(otel_request(), cx)
 }
 
 /// Polls a request to its end on the stack, type-erased as an executor polls a task;
