@@ -132,7 +132,7 @@ impl Baggage {
                     // invalid `%E9` goes out as U+FFFD, `%EF%BF%BD`): the baggage must still
                     // fit in one header, so a member that would not is dropped and reading stops.
                     let comma = usize::from(!baggage.members.is_empty());
-                    sent += comma + parsed.encoded_len();
+                    sent += comma + encoded_len(&parsed);
                     if sent > MAX_BAGGAGE_LEN {
                         break 'values;
                     }
@@ -234,7 +234,7 @@ impl Baggage {
             Some(existing) => *existing = member,
             None => copy.members.push(member),
         }
-        if copy.members.len() > MAX_BAGGAGE_MEMBERS || copy.encoded_len() > MAX_BAGGAGE_LEN {
+        if copy.members.len() > MAX_BAGGAGE_MEMBERS || encoded_len(&copy) > MAX_BAGGAGE_LEN {
             return Err(BaggageError::Full);
         }
         Ok(copy)
@@ -246,18 +246,6 @@ impl Baggage {
         let mut copy = self.clone();
         copy.members.retain(|m| m.key != key);
         copy
-    }
-
-    /// The length of the header value.
-    fn encoded_len(&self) -> usize {
-        encoded_len(self)
-    }
-}
-
-impl Member {
-    /// The length of `key=value;property…` as sent.
-    fn encoded_len(&self) -> usize {
-        encoded_len(self)
     }
 }
 
