@@ -27,8 +27,8 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 mod workload;
 
 use workload::{
-    REQUEST_SUM, TASK_DEADLINE, TASK_REQUEST_ID, TASK_USER_ID, TASK_VALUE, VALUE, contextvars_scope,
-    contextvars_spawned, otel_spawned, tokio_scope, tokio_spawned,
+    Countdown, POLLS, REQUEST_SUM, TASK_DEADLINE, TASK_REQUEST_ID, TASK_USER_ID, TASK_VALUE, VALUE,
+    contextvars_scope, contextvars_spawned, otel_spawned, tokio_scope, tokio_spawned,
 };
 
 /// Enough variables to fill a context of 10,000 (they are never read).
@@ -179,37 +179,6 @@ fn set_reset(c: &mut Criterion) {
         });
     });
     group.finish();
-}
-
-/// How many times each future of the `poll` group is polled: `Pending` `POLLS - 1` times,
-/// then `Ready`. `scripts/bench_table.py` divides by the same number.
-const POLLS: u32 = 100;
-
-/// A trivial future: `Pending` until it has been polled `left + 1` times, then `Ready`. It
-/// never wakes anyone; the benchmarks poll it by hand.
-struct Countdown {
-    left: u32,
-}
-
-impl Countdown {
-    fn new() -> Self {
-        Countdown { left: POLLS - 1 }
-    }
-}
-
-impl Future for Countdown {
-    type Output = u32;
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u32> {
-        // `black_box` keeps the compiler from folding the polling loop into one step.
-        let left = black_box(self.left);
-        if left == 0 {
-            Poll::Ready(left)
-        } else {
-            self.left = left - 1;
-            Poll::Pending
-        }
-    }
 }
 
 /// Polls `fut` until it is ready and returns how many polls that took.

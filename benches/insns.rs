@@ -15,34 +15,21 @@
 //! many requests) and prints a checksum; without a mode it lists the modes.
 
 use std::hint::black_box;
-use std::pin::{Pin, pin};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::pin::pin;
+use std::task::{Context as TaskContext, Waker};
 
 use contextvars::FutureExt as _;
 
 mod workload;
 
-use workload::{TASK_VALUE, VALUE, contextvars_scope, contextvars_spawned, filled, run_request, tokio_scope};
+use workload::{
+    Countdown, TASK_VALUE, VALUE, contextvars_scope, contextvars_spawned, filled, run_request, tokio_scope,
+};
 
 /// Operations per run (requests: a tenth).
 const OPS: u64 = 1_000_000;
-
-/// `Pending` until its count runs out.
-struct Countdown(u64);
-
-impl Future for Countdown {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
-        let left = black_box(self.0);
-        if left == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 = left - 1;
-            Poll::Pending
-        }
-    }
-}
+/// The same, as the count of `Pending` polls of a `Countdown`.
+const POLL_OPS: u32 = 1_000_000;
 
 /// Keeps `value` from being optimised away, then drops it.
 fn sink<T>(value: T) {
@@ -50,7 +37,7 @@ fn sink<T>(value: T) {
 }
 
 /// Polls `fut` until it is ready.
-fn poll_to_end(fut: impl Future<Output = ()>) {
+fn poll_to_end(fut: impl Future) {
     let mut fut = pin!(fut);
     let mut cx = TaskContext::from_waker(Waker::noop());
     while fut.as_mut().poll(&mut cx).is_pending() {}
@@ -77,8 +64,8 @@ fn main() {
         "set_reset" => filled().run(|| {
             (0..OPS).for_each(|i| sink(VALUE.reset(VALUE.set(black_box(i)))));
         }),
-        "poll" => poll_to_end(Countdown(OPS).in_context(filled())),
-        "poll-bare" => poll_to_end(Countdown(OPS)),
+        "poll" => poll_to_end(Countdown::pending(POLL_OPS).in_context(filled())),
+        "poll-bare" => poll_to_end(Countdown::pending(POLL_OPS)),
         "request" => filled().run(|| {
             (0..OPS / 10).for_each(|_| {
                 add(run_request(contextvars_spawned()));

@@ -28,7 +28,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Waker};
 use std::time::{Duration, Instant};
 
 use contextvars::FutureExt as _;
@@ -36,8 +36,8 @@ use contextvars::FutureExt as _;
 mod workload;
 
 use workload::{
-    REQUEST_SUM, TASK_DEADLINE, TASK_REQUEST_ID, TASK_USER_ID, TASK_VALUE, VALUE, contextvars_scope,
-    contextvars_spawned, filled, otel_spawned, run_request, tokio_scope, tokio_spawned,
+    Countdown, POLLS, REQUEST_SUM, TASK_DEADLINE, TASK_REQUEST_ID, TASK_USER_ID, TASK_VALUE, VALUE,
+    contextvars_scope, contextvars_spawned, filled, otel_spawned, run_request, tokio_scope, tokio_spawned,
 };
 
 /// Operations per timed iteration: enough that the loop and the clock are noise.
@@ -82,32 +82,6 @@ fn thread_local_scope(value: u64) -> u64 {
     let read = PLAIN.get();
     PLAIN.set(old);
     read
-}
-
-/// Polls per future in the poll rows: `Pending` `POLLS - 1` times, then `Ready`.
-const POLLS: u32 = 100;
-
-/// `Pending` until polled `POLLS` times; never wakes anyone (polled by hand).
-struct Countdown {
-    left: u32,
-}
-
-impl Future for Countdown {
-    type Output = u32;
-
-    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u32> {
-        let left = black_box(self.left);
-        if left == 0 {
-            Poll::Ready(left)
-        } else {
-            self.left = left - 1;
-            Poll::Pending
-        }
-    }
-}
-
-fn countdown() -> Countdown {
-    Countdown { left: POLLS - 1 }
 }
 
 /// Builds `iters * OPS / POLLS` futures (at least one), then times polling each to its end;
@@ -182,15 +156,15 @@ fn rows() -> Vec<Row> {
             let _guard = otel_current(1);
             time(iters, || drop(otel_current(black_box(2))))
         }),
-        row("poll/bare", |iters| time_polls(iters, countdown)),
+        row("poll/bare", |iters| time_polls(iters, Countdown::new)),
         row("poll/contextvars", |iters| {
             let ctx = filled();
-            time_polls(iters, || countdown().in_context(ctx.clone()))
+            time_polls(iters, || Countdown::new().in_context(ctx.clone()))
         }),
-        row("poll/tokio-1", |iters| time_polls(iters, || TASK_VALUE.scope(1, countdown()))),
+        row("poll/tokio-1", |iters| time_polls(iters, || TASK_VALUE.scope(1, Countdown::new()))),
         row("poll/tokio-3", |iters| {
             time_polls(iters, || {
-                TASK_REQUEST_ID.scope(1, TASK_USER_ID.scope(2, TASK_DEADLINE.scope(3, countdown())))
+                TASK_REQUEST_ID.scope(1, TASK_USER_ID.scope(2, TASK_DEADLINE.scope(3, Countdown::new())))
             })
         }),
         row("request/contextvars", |iters| {

@@ -54,6 +54,43 @@ pub(crate) fn tokio_scope(value: u64) -> u64 {
     TASK_VALUE.sync_scope(value, || TASK_VALUE.with(|v| *v))
 }
 
+/// How many times each future of the poll rows is polled: `Pending` `POLLS - 1` times, then
+/// `Ready`. `scripts/bench_table.py` divides by the same number.
+pub(crate) const POLLS: u32 = 100;
+
+/// A trivial future: `Pending` until it has been polled `left + 1` times, then `Ready`. It
+/// never wakes anyone; the benchmarks poll it by hand.
+pub(crate) struct Countdown {
+    left: u32,
+}
+
+impl Countdown {
+    /// Polled [`POLLS`] times in all.
+    pub(crate) fn new() -> Self {
+        Self::pending(POLLS - 1)
+    }
+
+    /// `Pending` `times` times, then `Ready`.
+    pub(crate) fn pending(times: u32) -> Self {
+        Countdown { left: times }
+    }
+}
+
+impl Future for Countdown {
+    type Output = u32;
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u32> {
+        // `black_box` keeps the compiler from folding the polling loop into one step.
+        let left = black_box(self.left);
+        if left == 0 {
+            Poll::Ready(left)
+        } else {
+            self.left = left - 1;
+            Poll::Pending
+        }
+    }
+}
+
 /// `Pending` once, then `Ready`: one suspension point of a request handler.
 pub(crate) struct YieldOnce(pub(crate) bool);
 
