@@ -28,7 +28,7 @@ use crate::Context;
 /// thread-local access, also from other thread-locals' destructors.
 pub(super) struct Thread {
     /// The current context: the one entered last and not yet left, else the thread's own
-    /// ([`OWN`]); null until the thread first reaches its own.
+    /// ([`OWN`]); [`UNREACHED`] until the thread first reaches its own.
     current: Cell<*mut Context>,
     /// The read cache's entries (`cache.rs`).
     pub(super) cache: Cache,
@@ -36,13 +36,21 @@ pub(super) struct Thread {
     pub(super) pinned: Cell<bool>,
 }
 
+/// What [`Thread::current`] names until the thread first reaches its own context: an empty
+/// context whose hints are 0 and never change. The read cache's hint reads ([`read_hint`],
+/// [`write_hint`]) read it as they read any context, so they need no test for a thread's
+/// first access (0 matches no entry, and the miss goes through [`with_current`]); everything
+/// that reaches the context itself goes through [`current`], which makes the thread's own
+/// current instead. Nothing writes to it.
+static UNREACHED: Context = Context::own();
+
 thread_local! {
     /// The thread's own context: current when nothing is entered. `ManuallyDrop`, so the
     /// thread-local has no destructor; `current::ExitGuard` drops its values at thread exit.
     static OWN: UnsafeCell<ManuallyDrop<Context>> =
         const { UnsafeCell::new(ManuallyDrop::new(Context::own())) };
     pub(super) static THREAD: Thread =
-        const { Thread { current: Cell::new(ptr::null_mut()), cache: Cache::new(), pinned: Cell::new(false) } };
+        const { Thread { current: Cell::new((&raw const UNREACHED).cast_mut()), cache: Cache::new(), pinned: Cell::new(false) } };
 }
 
 /// Runs `f` on the thread's state.
@@ -51,11 +59,17 @@ pub(super) fn thread<R>(f: impl FnOnce(&Thread) -> R) -> R {
     THREAD.with(f)
 }
 
-/// The current context.
+/// The current context, to reach it (the thread's own, the first time).
 #[inline]
 fn current() -> *mut Context {
     let current = thread(|thread| thread.current.get());
-    if current.is_null() { reach_own() } else { current }
+    if ptr::eq(current, &raw const UNREACHED) { reach_own() } else { current }
+}
+
+/// The current context, or [`UNREACHED`]: only to read its hints.
+#[inline]
+fn current_or_unreached() -> *const Context {
+    thread(|thread| thread.current.get())
 }
 
 /// The thread's first access: the thread's own context becomes current.
@@ -70,17 +84,18 @@ fn reach_own() -> *mut Context {
 /// The current context's read hint (see `cache.rs`).
 #[inline]
 pub(super) fn read_hint() -> u64 {
-    // SAFETY: `current()` is valid (see `with_current`); a plain read of one field, with no
-    // reference to the context alive meanwhile (the engine makes one only inside
-    // `with_current`, and this is not called from there).
-    unsafe { (*current()).read_hint }
+    // SAFETY: `current_or_unreached()` is valid: the current context (see `with_current`) or
+    // `UNREACHED`, a static. A plain read of one field, with no mutable reference to the
+    // context alive meanwhile (the engine makes one only inside `with_current`, and this is
+    // not called from there; none is ever made to `UNREACHED`).
+    unsafe { (*current_or_unreached()).read_hint }
 }
 
 /// The current context's write hint (see `cache.rs`).
 #[inline]
 pub(super) fn write_hint() -> u64 {
     // SAFETY: as in `read_hint`; the field is an atomic, read through a shared reference.
-    unsafe { (*current()).write_hint.load(Ordering::Relaxed) }
+    unsafe { (*current_or_unreached()).write_hint.load(Ordering::Relaxed) }
 }
 
 /// Runs `f` on the current context.
