@@ -483,11 +483,17 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         /// Restores the previous value on drop, so unwinding restores it too.
         struct Restore<'a, T: Send + Sync + 'static> {
             var: &'a ContextVar<T>,
-            old: Option<Old<T>>,
-            /// Where the value went in place, to put the old one back the same way.
-            ticket: Option<current::Ticket<T>>,
-            /// The value went into a claim of the running tokio task (see `raw/claims.rs`).
-            claimed: bool,
+            back: Back<T>,
+        }
+        /// What a [`Restore`] puts back, and how.
+        enum Back<T> {
+            /// The old value, in place where the ticket says when it still can.
+            InPlace(current::Ticket<T>, T),
+            /// The old value through [`restore_later`]; `true`: the value went into a claim of
+            /// the running tokio task (see `raw/claims.rs`).
+            Later(Old<T>, bool),
+            /// Put back already.
+            Done,
         }
         impl<T: Send + Sync + 'static> Restore<'_, T> {
             /// Puts the previous value back: in place when it can.
@@ -495,18 +501,14 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             fn put_back(&mut self) {
                 // No token to check: `f` cannot leave another context current (every enter
                 // restores on exit, also on unwind), so this is the context `set` changed.
-                let left = match (self.old.take(), self.ticket.take()) {
-                    (Some(Old::Owned(value)), Some(ticket)) => match current::put_back(ticket, value) {
-                        Ok(displaced) => {
-                            drop(displaced);
-                            return;
-                        }
-                        Err(value) => Old::Owned(value),
+                match std::mem::replace(&mut self.back, Back::Done) {
+                    Back::InPlace(ticket, value) => match current::put_back(ticket, value) {
+                        Ok(displaced) => drop(displaced),
+                        Err(value) => restore_later(self.var, Old::Owned(value), false),
                     },
-                    (Some(old), _) => old,
-                    (None, _) => return,
-                };
-                restore_later(self.var, left, self.claimed);
+                    Back::Later(old, claimed) => restore_later(self.var, old, claimed),
+                    Back::Done => {}
+                }
             }
         }
         impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
@@ -533,14 +535,15 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         #[cfg(all(feature = "tokio", debug_assertions))]
         current::deliver_reports();
         let var_id = self.id();
-        let (old, ticket, claimed) = match current::replace_in_place(var_id, value) {
-            Ok((old, ticket)) => (Old::Owned(old), ticket, false),
+        let back = match current::replace_in_place(var_id, value) {
+            Ok((old, Some(ticket))) => Back::InPlace(ticket, old),
+            Ok((old, None)) => Back::Later(Old::Owned(old), false),
             Err(value) => {
                 let (old, claimed) = set_by_change(var_id, self.name, value, std::panic::Location::caller());
-                (old, None, claimed)
+                Back::Later(old, claimed)
             }
         };
-        let mut restore = Restore { var: self, old: Some(old), ticket, claimed };
+        let mut restore = Restore { var: self, back };
         let result = f();
         // Explicitly rather than in the guard's drop, which the compiler keeps out of line.
         restore.put_back();

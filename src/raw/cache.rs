@@ -178,12 +178,16 @@ pub(crate) struct Ticket<T> {
 }
 
 /// Puts `value` back where `ticket` says, in place, when nothing changed the current context's
-/// entries nor gave its layer another holder since, and no read lends a reference; gives
-/// `value` back otherwise.
+/// entries nor gave its layer another holder since; gives `value` back otherwise.
+///
+/// No read lends a reference now: the ticket was taken outside any read (the caller of
+/// [`replace`] checks), on this thread (a `Ticket` is neither `Send` nor `Sync`), and reads
+/// nest, each ending before the code around it goes on, also on unwind; `sync_scope`, the one
+/// caller, puts back after its closure has returned or unwound. Debug builds check it.
 #[inline]
 pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> {
+    debug_assert!(!super::is_lending(), "a ticket is used inside a read it was taken outside of");
     if ticket.stamp != slot::write_hint()
-        || super::is_lending()
         // SAFETY: the layer still carries the stamp, so it holds this value: alive.
         || !unsafe { Value::is_unique_raw(ticket.target.as_ptr()) }
     {
@@ -193,7 +197,8 @@ pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> 
     // SAFETY: the write hint still names the stamp it named when `replace` wrote here: the
     // current layer carries that stamp with one holder, so (by the invariant) its entries
     // are unchanged, the value under the id `replace` wrote is still this allocation, a `T`
-    // (the ticket's type), held once, below nodes held once. No read lends a reference.
+    // (the ticket's type), held once, below nodes held once. No read lends a reference
+    // (see above).
     Ok(std::mem::replace(unsafe { Value::get_raw_mut::<T>(ticket.target.as_ptr()) }, value))
 }
 
