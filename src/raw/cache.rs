@@ -52,8 +52,14 @@ pub(super) struct Cache {
     ids: [Cell<u64>; SLOTS],
     stamps: [Cell<u64>; SLOTS],
     values: [Cell<*const Header>; SLOTS],
-    writable: [Cell<bool>; SLOTS],
+    /// The entry's stamp again when it is writable, else [`NOT_WRITABLE`], which no stamp
+    /// nor write hint equals: a write compares it with the write hint, one test for both.
+    write_stamps: [Cell<u64>; SLOTS],
 }
+
+/// `Cache::write_stamps` of an entry that is not writable: stamps are drawn counting up
+/// from 1 and never reach it.
+const NOT_WRITABLE: u64 = u64::MAX;
 
 impl Cache {
     /// No entry: id 0 is no variable's.
@@ -62,7 +68,7 @@ impl Cache {
             ids: [const { Cell::new(0) }; SLOTS],
             stamps: [const { Cell::new(0) }; SLOTS],
             values: [const { Cell::new(std::ptr::null()) }; SLOTS],
-            writable: [const { Cell::new(false) }; SLOTS],
+            write_stamps: [const { Cell::new(NOT_WRITABLE) }; SLOTS],
         }
     }
 
@@ -72,7 +78,7 @@ impl Cache {
         self.ids[slot].set(id);
         self.stamps[slot].set(stamp);
         self.values[slot].set(value);
-        self.writable[slot].set(writable);
+        self.write_stamps[slot].set(if writable { stamp } else { NOT_WRITABLE });
     }
 
     /// The value recorded for `id` under `stamp`, if that is what the entry holds.
@@ -208,10 +214,10 @@ pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> 
 fn writable(thread: &Thread, id: u64) -> Option<(*const Header, u64)> {
     let slot = slot_of(id);
     let cache = &thread.cache;
-    if cache.ids[slot].get() != id || !cache.writable[slot].get() {
+    if cache.ids[slot].get() != id {
         return None;
     }
-    let stamp = cache.stamps[slot].get();
+    let stamp = cache.write_stamps[slot].get();
     let value = cache.values[slot].get();
     // The layer (its stamp and holder count), then the value's own count: a handle to the
     // value taken out of the map (a watcher's, a claim's) gives it another holder.
@@ -226,6 +232,9 @@ fn writable(thread: &Thread, id: u64) -> Option<(*const Header, u64)> {
 /// that as the write hint.
 #[inline(never)]
 fn confirm_writable(stamp: u64) -> bool {
+    if stamp == NOT_WRITABLE {
+        return false;
+    }
     // Holder count first (acquire), then the stamp: a copy made on another thread cleared the
     // stamp before it released its handle, so a layer held once shows that.
     with_current(|ctx| {
