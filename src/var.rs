@@ -342,13 +342,16 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// of leaked values name).
     #[inline]
     fn set_at(&self, value: T, at: &'static std::panic::Location<'static>) -> Token<T> {
-        let (var_id, name) = (self.id(), self.name);
+        let name = self.name;
         let context_id = current::identity();
-        let (old, context_id) = match current::replace_in_place(var_id, value) {
-            Ok((old, _)) => (Old::Owned(old), context_id),
+        // Id 0 (never set) is under no entry, so it goes the long way, which draws the id.
+        let var_id = self.id.load(Ordering::Relaxed);
+        let (var_id, old, context_id) = match current::replace_in_place(var_id, value) {
+            Ok((old, _)) => (var_id, Old::Owned(old), context_id),
             Err(value) => {
+                let var_id = self.id();
                 let (old, claimed) = set_by_change(var_id, name, value, at);
-                (old, if claimed { context_id | Context::CLAIM } else { context_id })
+                (var_id, old, if claimed { context_id | Context::CLAIM } else { context_id })
             }
         };
         Token { var_id, var_name: name, context_id, old }
@@ -534,11 +537,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         }
         #[cfg(all(feature = "tokio", debug_assertions))]
         current::deliver_reports();
-        let var_id = self.id();
-        let back = match current::replace_in_place(var_id, value) {
+        // Id 0 (never set) is under no entry, so it goes the long way, which draws the id.
+        let back = match current::replace_in_place(self.id.load(Ordering::Relaxed), value) {
             Ok((old, Some(ticket))) => Back::InPlace(ticket, old),
             Ok((old, None)) => Back::Later(Old::Owned(old), false),
             Err(value) => {
+                let var_id = self.id();
                 let (old, claimed) = set_by_change(var_id, self.name, value, std::panic::Location::caller());
                 Back::Later(old, claimed)
             }
