@@ -124,6 +124,7 @@ pub(crate) fn unclaim<T: Send + Sync + 'static>(
 /// A change of `var_id` made in the current context outside claims: in the thread's own
 /// context, ends any claim on the variable.
 #[cfg(feature = "tokio")]
+#[inline]
 pub(crate) fn base_changed(var_id: u64) {
     // The cheap test first: an entered context has no claims to end.
     if !in_entered_context() && raw::claims::any() {
