@@ -221,7 +221,10 @@ fn writable(thread: &Thread, id: u64) -> Option<(*const Header, u64)> {
     let value = cache.values[slot].get();
     // The layer (its stamp and holder count), then the value's own count: a handle to the
     // value taken out of the map (a watcher's, a claim's) gives it another holder.
-    ((stamp == slot::write_hint() || confirm_writable(stamp))
+    // A stamp the read hint does not name either is not worth the look (`confirm_writable`):
+    // it belongs to another layer nearly always (an entry left from earlier work), and when
+    // not, the write goes the long way, which records the entry again.
+    ((stamp == slot::write_hint() || (stamp == slot::read_hint() && confirm_writable(stamp)))
         // SAFETY: the current layer carries the entry's stamp, so (by the invariant) it holds
         // this value: alive.
         && unsafe { Value::is_unique_raw(value) })
