@@ -532,27 +532,51 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             }
         }
 
+        /// Runs `f` with the guard, then puts back.
+        #[allow(
+            clippy::inline_always,
+            reason = "measured: with `#[inline]` the in-place path took 99 instructions, not 80"
+        )]
+        #[inline(always)]
+        fn run<T: Send + Sync + 'static, R>(var: &ContextVar<T>, back: Back<T>, f: impl FnOnce() -> R) -> R {
+            let mut restore = Restore { var, back };
+            let result = f();
+            // Explicitly rather than in the guard's drop, which the compiler keeps out of line.
+            restore.put_back();
+            std::mem::forget(restore);
+            result
+        }
+
+        /// The set when the value cannot go in place: out of line, with its own call of `f`.
+        #[inline(never)]
+        #[track_caller]
+        fn run_long<T: Send + Sync + 'static, R>(
+            var: &ContextVar<T>,
+            tried: Result<(T, Option<current::Ticket<T>>), T>,
+            f: impl FnOnce() -> R,
+        ) -> R {
+            let back = match tried {
+                Ok((old, _)) => Back::Later(Old::Owned(old), false),
+                Err(value) => {
+                    let var_id = var.id();
+                    let (old, claimed) =
+                        set_by_change(var_id, var.name, value, std::panic::Location::caller());
+                    Back::Later(old, claimed)
+                }
+            };
+            run(var, back, f)
+        }
+
         if crate::watch::active() {
             return self.sync_scope_watched(value, f);
         }
         #[cfg(all(feature = "tokio", debug_assertions))]
         current::deliver_reports();
         // Id 0 (never set) is under no entry, so it goes the long way, which draws the id.
-        let back = match current::replace_in_place(self.id.load(Ordering::Relaxed), value) {
-            Ok((old, Some(ticket))) => Back::InPlace(ticket, old),
-            Ok((old, None)) => Back::Later(Old::Owned(old), false),
-            Err(value) => {
-                let var_id = self.id();
-                let (old, claimed) = set_by_change(var_id, self.name, value, std::panic::Location::caller());
-                Back::Later(old, claimed)
-            }
-        };
-        let mut restore = Restore { var: self, back };
-        let result = f();
-        // Explicitly rather than in the guard's drop, which the compiler keeps out of line.
-        restore.put_back();
-        std::mem::forget(restore);
-        result
+        match current::replace_in_place(self.id.load(Ordering::Relaxed), value) {
+            Ok((old, Some(ticket))) => run(self, Back::InPlace(ticket, old), f),
+            tried => run_long(self, tried, f),
+        }
     }
 
     /// [`sync_scope`](Self::sync_scope) with watchers registered: a set and its reset, each
