@@ -430,7 +430,7 @@ pub(crate) fn get_mut_in_place<V>(root: &mut Shared<Layer<V>>, key: u64) -> Opti
 }
 
 /// [`get_mut_in_place`] on a layer with changes on top.
-#[inline(never)]
+#[inline]
 fn top_get_mut_in_place<V>(layer: &mut Layer<V>, key: u64) -> Option<&mut V> {
     if layer.top_can_fold() {
         return None; // `fold_top` can release shadowed values: the change goes the long way
