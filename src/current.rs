@@ -185,6 +185,9 @@ pub(crate) use crate::raw::{Ticket, put_back};
 /// walks the map, and records the value for the next time when it could write.
 #[inline(never)]
 fn replace_by_search<T: 'static>(var_id: u64, value: T) -> Result<T, T> {
+    if !raw::with_current(|ctx| ctx.map.may_hold(var_id)) {
+        return Err(value); // not there: a new entry, the long way
+    }
     #[cfg(feature = "tokio")]
     if claimant().is_some() {
         return Err(value); // a claim, not a change of the thread's own context

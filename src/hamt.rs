@@ -81,6 +81,10 @@ pub(crate) struct Layer<V> {
     /// a value. A copy starts without one.
     stamp: AtomicU64,
     len: usize,
+    /// Bit `key % 64` of every key ever added (never cleared): a key whose bit is clear is
+    /// not held, which spares a search for it ([`IdMap::may_hold`]). A hint only: nothing's
+    /// correctness rests on it, and a set bit says nothing.
+    seen: u64,
     /// How many entries of `top` are in use (the first ones); the others hold `(0, None)`.
     top_len: usize,
     /// Keys changed while the trie was shared: their value, or `None` when removed.
@@ -111,6 +115,7 @@ impl<V: Clone> Clone for Layer<V> {
         Self {
             stamp: AtomicU64::new(0),
             len: self.len,
+            seen: self.seen,
             top_len: self.top_len,
             top: self.top.clone(),
             base: self.base.clone(),
@@ -134,6 +139,7 @@ impl<V> Layer<V> {
         Self {
             stamp: AtomicU64::new(0),
             len: 0,
+            seen: 0,
             top_len: 0,
             top: std::array::from_fn(|_| (0, None)),
             base: None,
@@ -186,6 +192,7 @@ impl<V> Layer<V> {
     #[inline]
     fn added(&mut self, key: u64) {
         self.len += 1;
+        self.seen |= seen_bit(key);
         if key & MARK != 0 {
             self.marked.push(key);
         }
@@ -295,7 +302,9 @@ impl<V> IdMap<V> {
     #[inline]
     #[must_use]
     pub fn get(&self, key: u64) -> Option<&V> {
-        get_in(self.root.as_ref()?, key)
+        let found = get_in(self.root.as_ref()?, key);
+        debug_assert!(found.is_none() || self.may_hold(key), "a held key whose `seen` bit is clear");
+        found
     }
 
     /// The marked keys held (see [`MARK`]), in no particular order.
@@ -308,7 +317,7 @@ impl<V> IdMap<V> {
     /// `true` when `key` is present.
     #[must_use]
     pub fn contains_key(&self, key: u64) -> bool {
-        self.get(key).is_some()
+        self.may_hold(key) && self.get(key).is_some()
     }
 
     /// Iterates over the entries, in no particular order.
@@ -457,6 +466,20 @@ fn trie_get_mut_in_place<V>(node: &mut Shared<Node<V>>, key: u64) -> Option<&mut
             Slot::Branch(child) => node = child.get_mut()?,
         }
         shift += BITS;
+    }
+}
+
+/// The bit of `key` in `Layer::seen`.
+#[inline]
+fn seen_bit(key: u64) -> u64 {
+    1 << (key % 64)
+}
+
+impl<V> IdMap<V> {
+    /// `false` when the map surely does not hold `key`; `true` when it may. One load, no walk.
+    #[inline]
+    pub(crate) fn may_hold(&self, key: u64) -> bool {
+        self.root.as_ref().is_some_and(|root| root.get().seen & seen_bit(key) != 0)
     }
 }
 
