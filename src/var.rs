@@ -483,46 +483,22 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     #[inline]
     #[track_caller]
     pub fn sync_scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
-        /// Restores the previous value on drop, so unwinding restores it too.
+        /// Puts the previous value back the long way if `f` unwinds; on return, `run` takes
+        /// it out and puts it back itself (in place when it can).
         struct Restore<'a, T: Send + Sync + 'static> {
             var: &'a ContextVar<T>,
-            back: Back<T>,
-        }
-        /// What a [`Restore`] puts back, and how.
-        enum Back<T> {
-            /// The old value, in place where the ticket says when it still can.
-            InPlace(current::Ticket<T>, T),
-            /// The old value through [`restore_later`]; `true`: the value went into a claim of
-            /// the running tokio task (see `raw/claims.rs`).
-            Later(Old<T>, bool),
-            /// Put back already.
-            Done,
-        }
-        impl<T: Send + Sync + 'static> Restore<'_, T> {
-            /// Puts the previous value back: in place when it can.
-            #[inline]
-            fn put_back(&mut self) {
-                // No token to check: `f` cannot leave another context current (every enter
-                // restores on exit, also on unwind), so this is the context `set` changed.
-                match std::mem::replace(&mut self.back, Back::Done) {
-                    Back::InPlace(ticket, value) => match current::put_back(ticket, value) {
-                        Ok(displaced) => drop(displaced),
-                        Err(value) => restore_later(self.var, Old::Owned(value), false),
-                    },
-                    Back::Later(old, claimed) => restore_later(self.var, old, claimed),
-                    Back::Done => {}
-                }
-            }
+            old: Old<T>,
+            /// The value went into a claim of the running tokio task (see `raw/claims.rs`).
+            claimed: bool,
         }
         impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
             /// When `f` unwinds.
             fn drop(&mut self) {
-                self.put_back();
+                restore_later(self.var, std::mem::replace(&mut self.old, Old::Missing), self.claimed);
             }
         }
 
-        /// The restore when the value cannot go back in place: kept out of line, so that the
-        /// guard's drop stays small enough to inline.
+        /// The restore when the value cannot go back in place: kept out of line.
         #[inline(never)]
         fn restore_later<T: Send + Sync + 'static>(var: &ContextVar<T>, old: Old<T>, claimed: bool) {
             if claimed {
@@ -532,18 +508,29 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             }
         }
 
-        /// Runs `f` with the guard, then puts back.
-        #[allow(
-            clippy::inline_always,
-            reason = "measured: with `#[inline]` the in-place path took 99 instructions, not 80"
-        )]
-        #[inline(always)]
-        fn run<T: Send + Sync + 'static, R>(var: &ContextVar<T>, back: Back<T>, f: impl FnOnce() -> R) -> R {
-            let mut restore = Restore { var, back };
+        /// Runs `f` with the guard, then puts back: in place where `ticket` says when it
+        /// still can.
+        #[inline]
+        fn run<T: Send + Sync + 'static, R>(
+            var: &ContextVar<T>,
+            old: Old<T>,
+            claimed: bool,
+            ticket: Option<current::Ticket<T>>,
+            f: impl FnOnce() -> R,
+        ) -> R {
+            let mut restore = Restore { var, old, claimed };
             let result = f();
-            // Explicitly rather than in the guard's drop, which the compiler keeps out of line.
-            restore.put_back();
+            // No token to check: `f` cannot leave another context current (every enter
+            // restores on exit, also on unwind), so this is the context `set` changed.
+            let old = std::mem::replace(&mut restore.old, Old::Missing);
             std::mem::forget(restore);
+            match (ticket, old) {
+                (Some(ticket), Old::Owned(value)) => match current::put_back(ticket, value) {
+                    Ok(displaced) => drop(displaced),
+                    Err(value) => restore_later(var, Old::Owned(value), false),
+                },
+                (_, old) => restore_later(var, old, claimed),
+            }
             result
         }
 
@@ -555,16 +542,14 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             tried: Result<(T, Option<current::Ticket<T>>), T>,
             f: impl FnOnce() -> R,
         ) -> R {
-            let back = match tried {
-                Ok((old, _)) => Back::Later(Old::Owned(old), false),
+            let (old, claimed) = match tried {
+                Ok((old, _)) => (Old::Owned(old), false),
                 Err(value) => {
                     let var_id = var.id();
-                    let (old, claimed) =
-                        set_by_change(var_id, var.name, value, std::panic::Location::caller());
-                    Back::Later(old, claimed)
+                    set_by_change(var_id, var.name, value, std::panic::Location::caller())
                 }
             };
-            run(var, back, f)
+            run(var, old, claimed, None, f)
         }
 
         if crate::watch::active() {
@@ -574,7 +559,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         current::deliver_reports();
         // Id 0 (never set) is under no entry, so it goes the long way, which draws the id.
         match current::replace_in_place(self.id.load(Ordering::Relaxed), value) {
-            Ok((old, Some(ticket))) => run(self, Back::InPlace(ticket, old), f),
+            Ok((old, Some(ticket))) => run(self, Old::Owned(old), false, Some(ticket), f),
             tried => run_long(self, tried, f),
         }
     }

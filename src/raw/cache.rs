@@ -189,7 +189,8 @@ pub(crate) struct Ticket<T> {
 /// No read lends a reference now: the ticket was taken outside any read (the caller of
 /// [`replace`] checks), on this thread (a `Ticket` is neither `Send` nor `Sync`), and reads
 /// nest, each ending before the code around it goes on, also on unwind; `sync_scope`, the one
-/// caller, puts back after its closure has returned or unwound. Debug builds check it.
+/// caller, puts back after its closure has returned (after an unwind it restores the long way).
+/// Debug builds check it.
 #[inline]
 pub(crate) fn put_back<T: 'static>(ticket: Ticket<T>, value: T) -> Result<T, T> {
     debug_assert!(!super::is_lending(), "a ticket is used inside a read it was taken outside of");
